@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Shared stage driver of the speech-enhancement KD recipes (egs/<corpus>/run.sh calls it).
+#
+# Stages (each skips work already done: a .done marker per step):
+#   1 data         local/data.sh makes Kaldi-style data dirs
+#   2 validate     utils/validate_data_dir.sh (text files) + sekd.bin.check_data (audio headers)
+#   3 teacher      train the teacher
+#   4 student      train the baseline student (no KD)
+#   5 distill      one distilled student per KD config in --kd_configs
+#   6 enhance      every system on every test set
+#   7 score        the noisy input and every system
+#   8 report       exp/RESULTS.md
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0")) $*"; }
+
+# Options (override with --name value).
+stage=1
+stop_stage=100
+nj=2                           # parallel jobs for scoring
+ngpu=0                         # GPUs per training job (passed to the job command)
+datadir=data                   # where the data dirs go
+exp=exp                        # where the systems go
+data_opts=""                   # options of local/data.sh
+train_set=train
+valid_set=valid
+test_sets="test"
+sample_rate=16000
+teacher_config=conf/teacher.yaml
+student_config=conf/student.yaml
+kd_configs="conf/kd/output.yaml"   # space-separated; one distilled student each
+train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
+teacher_opts=""                # ... for the teacher only
+student_opts=""                # ... for the students (baseline and KD)
+metrics=pesq_wb,stoi,estoi,sisdr
+# shellcheck disable=SC2034  # read by utils/parse_options.sh
+help_message="Usage: $0 [options]   (stages: 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"
+
+. utils/parse_options.sh
+
+train_cmd=${train_cmd:-utils/run.pl}
+decode_cmd=${decode_cmd:-utils/run.pl}
+gpu_opt=""
+[ "${ngpu}" -gt 0 ] && gpu_opt="--gpu ${ngpu}"
+
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+# Run a job through the job command; on failure show the end of its log.
+job() {  # <cmd> <log> <command...>
+  local cmd=$1 logfile=$2
+  shift 2
+  # shellcheck disable=SC2086  # cmd and gpu_opt hold several words on purpose
+  if ! ${cmd} ${gpu_opt} "${logfile}" "$@"; then
+    log "FAILED; the end of ${logfile}:"
+    tail -n 25 "${logfile}" >&2
+    exit 1
+  fi
+}
+
+kd_name() { basename "$1" .yaml; }
+
+systems() {
+  echo teacher student
+  local conf
+  for conf in ${kd_configs}; do echo "student_kd_$(kd_name "${conf}")"; done
+}
+
+train_system() {  # <name> <role> <command...>
+  local name=$1 role=$2 dir="${exp}/$1"
+  shift 2
+  if [ -f "${dir}/.done" ]; then
+    log "${name}: already trained (${dir}/.done)"
+    return 0
+  fi
+  log "${name}: training (log: ${dir}/log/train.log)"
+  # --resume continues a run that was killed; a fresh dir starts from scratch.
+  job "${train_cmd}" "${dir}/log/train.log" "$@" --train_dir "${datadir}/${train_set}" \
+    --valid_dir "${datadir}/${valid_set}" --out_dir "${dir}" --tensorboard_dir "${exp}/tensorboard/${name}" \
+    --role "${role}" --resume --progress off
+  touch "${dir}/.done"
+  log "${name}: $(tail -n 1 "${dir}/train.log" | cut -d" " -f3-)"
+}
+
+if run_stage 1; then
+  if [ -f "${datadir}/.done" ]; then
+    log "stage 1: data already prepared (${datadir}/.done)"
+  else
+    log "stage 1: data preparation"
+    # shellcheck disable=SC2086  # data_opts holds several options
+    local/data.sh --out_dir "${datadir}" ${data_opts}
+    touch "${datadir}/.done"
+  fi
+fi
+
+if run_stage 2; then
+  log "stage 2: validating data dirs"
+  for set in ${train_set} ${valid_set} ${test_sets}; do
+    utils/validate_data_dir.sh "${datadir}/${set}"
+  done
+  # shellcheck disable=SC2046  # one argument per set
+  python -m sekd.bin.check_data --sample_rate "${sample_rate}" \
+    $(for set in ${train_set} ${valid_set} ${test_sets}; do echo "${datadir}/${set}"; done)
+fi
+
+if run_stage 3; then
+  log "stage 3: teacher"
+  # shellcheck disable=SC2086  # *_opts hold several overrides
+  train_system teacher teacher python -m sekd.bin.train --config "${teacher_config}" ${train_opts} ${teacher_opts}
+fi
+
+if run_stage 4; then
+  log "stage 4: baseline student (no KD)"
+  # shellcheck disable=SC2086
+  train_system student student python -m sekd.bin.train --config "${student_config}" ${train_opts} ${student_opts}
+fi
+
+if run_stage 5; then
+  for conf in ${kd_configs}; do
+    log "stage 5: distillation with ${conf}"
+    # shellcheck disable=SC2086
+    train_system "student_kd_$(kd_name "${conf}")" kd python -m sekd.bin.distill --config "${student_config}" \
+      --kd_config "${conf}" --teacher "${exp}/teacher/checkpoints/best.pt" ${train_opts} ${student_opts}
+  done
+fi
+
+if run_stage 6; then
+  for system in $(systems); do
+    for set in ${test_sets}; do
+      out="${exp}/${system}/enhanced/${set}"
+      if [ -f "${out}/.done" ]; then
+        log "stage 6: ${system} on ${set}: already enhanced"
+        continue
+      fi
+      log "stage 6: enhancing ${set} with ${system}"
+      job "${decode_cmd}" "${exp}/${system}/log/enhance_${set}.log" python -m sekd.bin.enhance \
+        --checkpoint "${exp}/${system}/checkpoints/best.pt" --data_dir "${datadir}/${set}" --out_dir "${out}" \
+        --num_threads 1
+      touch "${out}/.done"
+    done
+  done
+fi
+
+if run_stage 7; then
+  for set in ${test_sets}; do
+    for system in noisy $(systems); do
+      out="${exp}/${system}/scoring/${set}"
+      if [ -f "${out}/.done" ]; then
+        log "stage 7: ${system} on ${set}: already scored"
+        continue
+      fi
+      est="${exp}/${system}/enhanced/${set}/wav.scp"
+      [ "${system}" = noisy ] && est="${datadir}/${set}/wav.scp"
+      log "stage 7: scoring ${system} on ${set}"
+      job "${decode_cmd}" "${exp}/${system}/log/score_${set}.log" python -m sekd.bin.score \
+        --ref_scp "${datadir}/${set}/spk1.scp" --est_scp "${est}" --out_dir "${out}" --metrics "${metrics}" --nj "${nj}"
+      touch "${out}/.done"
+      tail -n 1 "${exp}/${system}/log/score_${set}.log" | sed 's/^# //'
+    done
+  done
+fi
+
+if run_stage 8; then
+  log "stage 8: report"
+  python -m sekd.bin.report --exp_dir "${exp}" --sets "$(echo "${test_sets}" | tr ' ' ',')"
+  log "wrote ${exp}/RESULTS.md"
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# egs/mini: the embedded default. A corpus synthesized on the fly (eSpeak NG speech,
+# synthetic noises), a DCCRN teacher, a DCCRN student of ~30% of its size trained
+# without KD, and the same student distilled with output KD; scored and compared in
+# exp/RESULTS.md. Runs on a laptop CPU. Options: see ../TEMPLATE/enh.sh.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. ./cmd.sh
+
+./enh.sh \
+  --teacher_config conf/teacher.yaml \
+  --student_config conf/student.yaml \
+  --kd_configs "conf/kd/output.yaml" \
+  --train_set train --valid_set valid --test_sets test \
+  "$@"

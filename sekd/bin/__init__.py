@@ -1,0 +1,1 @@
+"""Entrypoints: one module per command (python -m sekd.bin.<name>)."""

@@ -1,0 +1,108 @@
+"""Collect every system of a recipe into ``exp/RESULTS.md`` (and ``RESULTS.csv``).
+
+Usage: python -m sekd.bin.report --exp_dir exp [--sets test] [--out exp/RESULTS.md]
+
+A system is a directory ``exp/<system>/`` with ``scoring/<set>/result.json``; its
+``model_info.json`` (written by training) gives its role, parameter count and KD terms.
+A system without one is the unprocessed input (``noisy``). Rows: noisy input, teachers,
+baseline students, KD students; the best value of each metric column is in bold.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from sekd.metrics import DISPLAY
+
+ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
+LOWER_IS_BETTER: set[str] = set()
+
+
+def collect(exp_dir: Path, test_set: str) -> list[dict]:
+    rows = []
+    for result in sorted(exp_dir.glob(f"*/scoring/{test_set}/result.json")):
+        system_dir = result.parents[2]
+        summary = json.loads(result.read_text())
+        info_path = system_dir / "model_info.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else {"role": "noisy"}
+        rtf_path = system_dir / "enhanced" / test_set / "rtf"
+        rows.append({
+            "system": system_dir.name,
+            "role": info.get("role", "model"),
+            "params": info.get("num_params"),
+            "kd": ",".join(info.get("kd") or []),
+            "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
+            "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
+            "num_utts": summary["num_utts"],
+            "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
+            "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
+        })
+    rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), r["system"]))
+    return rows
+
+
+def _fmt_params(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.3f} M"
+
+
+def table(rows: list[dict]) -> list[str]:
+    metrics = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    best = {}
+    for m in metrics:
+        vals = [r["metrics"].get(m) for r in rows if r["metrics"].get(m) is not None]
+        if vals:
+            best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
+    head = ["System", "Role", "KD (teacher)", "Params"] + [DISPLAY.get(m, m) for m in metrics] + ["RTF (CPU)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-", _fmt_params(r["params"])]
+        for m in metrics:
+            v = r["metrics"].get(m)
+            text = "n/a" if v is None else (f"{v:.2f}" if m == "sisdr" else f"{v:.3f}")
+            if r["failed"].get(m):
+                text += f" ({r['failed'][m]} failed)"
+            cells.append(f"**{text}**" if v is not None and v == best.get(m) else text)
+        cells.append("-" if r["rtf"] is None else f"{r['rtf']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp_dir", default="exp")
+    parser.add_argument("--sets", default="test", help="comma-separated test sets")
+    parser.add_argument("--out", default=None, help="default: <exp_dir>/RESULTS.md")
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args(argv)
+    exp_dir = Path(args.exp_dir)
+    out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
+    lines = [f"# {args.title or 'Results: ' + str(exp_dir.resolve().parent.name)}", ""]
+    csv_rows = []
+    for test_set in [s for s in args.sets.split(",") if s]:
+        rows = collect(exp_dir, test_set)
+        if not rows:
+            print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
+            return 1
+        lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows) + [""]
+        for r in rows:
+            csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
+                             "teacher": r["teacher"], "params": r["params"], "rtf": r["rtf"], **r["metrics"]})
+    lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB; RTF: enhancement time / audio "
+              "duration, one process on this machine's CPU.", ""]
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(out)
+    fields = list(dict.fromkeys(k for r in csv_rows for k in r))
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

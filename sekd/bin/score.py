@@ -1,0 +1,126 @@
+"""Score enhanced (or noisy) speech against clean references, per utterance.
+
+Usage:
+    python -m sekd.bin.score --ref_scp data/test/spk1.scp --est_scp exp/teacher/enhanced/test/wav.scp \\
+        --out_dir exp/teacher/scoring/test [--metrics pesq_wb,stoi,estoi,sisdr] [--nj 2]
+
+Writes ``<out_dir>/<metric>.scp`` (``<utt> <value>``), ``result.json`` and ``result.md``
+(mean over utterances). A metric that fails on one utterance records NaN there, the
+summary counts the failures and the mean is over the rest. Multi-channel estimates are
+scored on ``--ref_channel``. The output dir appears only when scoring is complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from sekd.data import DataError, read_scp
+from sekd.data.audio import load_audio
+from sekd.data.kaldi_dir import Entry
+from sekd.metrics import DISPLAY, METRICS
+
+
+def _load(entry: Entry, key: str, channel: int) -> tuple[np.ndarray, int]:
+    try:
+        data, rate = load_audio(entry.value)
+    except Exception as exc:
+        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
+    return data[min(channel, data.shape[0] - 1)].astype(np.float64), rate
+
+
+def score_one(job: tuple[str, Entry, Entry, list[str], int]) -> tuple[str, dict[str, float], dict[str, str]]:
+    """Score one utterance; returns its values and the error text of any failed metric."""
+    key, ref_e, est_e, metrics, channel = job
+    ref, ref_rate = _load(ref_e, key, 0)
+    est, est_rate = _load(est_e, key, channel)
+    if ref_rate != est_rate:
+        raise DataError(est_e.where, f"utterance {key!r}: sample rate {est_rate} Hz, reference has {ref_rate} Hz")
+    if len(ref) != len(est):
+        raise DataError(est_e.where, f"utterance {key!r}: {len(est)} samples, reference {ref_e.value} has {len(ref)}")
+    values, errors = {}, {}
+    for name in metrics:
+        try:
+            values[name] = METRICS[name](ref, est, ref_rate)
+        except Exception as exc:  # a metric failing on one utterance must not stop the run
+            values[name], errors[name] = math.nan, f"{type(exc).__name__}: {exc}"
+    return key, values, errors
+
+
+def summarize(per_utt: dict[str, dict[str, float]], metrics: list[str]) -> dict:
+    out = {"num_utts": len(per_utt), "metrics": {}}
+    for name in metrics:
+        vals = np.array([per_utt[k][name] for k in sorted(per_utt)], dtype=np.float64)
+        ok = vals[~np.isnan(vals)]
+        out["metrics"][name] = {
+            "mean": float(ok.mean()) if ok.size else None,
+            "std": float(ok.std()) if ok.size else None,
+            "n": int(ok.size),
+            "failed": int(vals.size - ok.size),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ref_scp", required=True, help="clean references (spk1.scp)")
+    parser.add_argument("--est_scp", required=True, help="signals to score (enhanced wav.scp, or noisy wav.scp)")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--metrics", default="pesq_wb,stoi,estoi,sisdr",
+                        help=f"comma-separated, from: {', '.join(METRICS)}")
+    parser.add_argument("--ref_channel", type=int, default=0)
+    parser.add_argument("--nj", type=int, default=1, help="worker processes")
+    args = parser.parse_args(argv)
+    metrics = [m for m in args.metrics.split(",") if m]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        parser.error(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
+    out_dir = Path(args.out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    try:
+        refs, ests = read_scp(args.ref_scp), read_scp(args.est_scp)
+        missing = sorted(set(ests) - set(refs))
+        if missing:
+            raise DataError(ests[missing[0]].where, f"utterance {missing[0]!r} has no reference in {args.ref_scp}")
+        jobs = [(k, refs[k], ests[k], metrics, args.ref_channel) for k in sorted(ests)]
+        if args.nj > 1:
+            with get_context("fork").Pool(args.nj) as pool:
+                results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 8)))
+        else:
+            results = [score_one(j) for j in jobs]
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    per_utt = {k: v for k, v, _ in results}
+    for key, _, errors in results:
+        for name, err in errors.items():
+            print(f"warning: {name} failed on {key}: {err}", file=sys.stderr)
+    summary = summarize(per_utt, metrics)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in metrics:
+        with open(tmp / f"{name}.scp", "w") as f:
+            for key in sorted(per_utt):
+                f.write(f"{key} {per_utt[key][name]:.6f}\n")
+    (tmp / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rows = ["| metric | mean | std | utts | failed |", "|---|---|---|---|---|"]
+    for name, s in summary["metrics"].items():
+        mean = "n/a" if s["mean"] is None else f"{s['mean']:.4f}"
+        std = "n/a" if s["std"] is None else f"{s['std']:.4f}"
+        rows.append(f"| {DISPLAY.get(name, name)} | {mean} | {std} | {s['n']} | {s['failed']} |")
+    (tmp / "result.md").write_text("\n".join(rows) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.replace(out_dir)
+    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None else f"{n}=n/a"
+                   for n, s in summary["metrics"].items()) + f" ({summary['num_utts']} utts) -> {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

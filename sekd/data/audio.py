@@ -1,0 +1,65 @@
+"""Reading and writing audio named by Kaldi scp values.
+
+An scp value is one of: a path to an audio file soundfile can read (wav, flac, ...),
+an ark entry ``file.ark:offset`` (read by kaldiio), or a command ending in ``|`` whose
+stdout is audio (read by kaldiio). Audio comes back as float32 ``[C, T]``.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+_ARK = re.compile(r".*\.ark:\d+(\[.*\])?$")
+
+
+def is_plain_path(value: str) -> bool:
+    """True when ``value`` names an audio file (not a pipe or an ark offset)."""
+    return not value.endswith("|") and not _ARK.match(value)
+
+
+def audio_info(value: str) -> tuple[int, int, int]:
+    """``(sample_rate, channels, frames)`` of an scp value, reading only the header of files."""
+    if is_plain_path(value):
+        info = sf.info(value)
+        return info.samplerate, info.channels, info.frames
+    rate, data = _load_kaldiio(value)
+    return rate, data.shape[0], data.shape[1]
+
+
+def _load_kaldiio(value: str) -> tuple[int, np.ndarray]:
+    import kaldiio
+
+    loaded = kaldiio.load_mat(value)
+    if not isinstance(loaded, tuple):
+        raise ValueError("entry holds a matrix, not audio (expected a (rate, samples) wav entry)")
+    rate, data = loaded
+    data = np.asarray(data)
+    if data.dtype == np.int16:
+        data = data.astype(np.float32) / 32768.0
+    elif data.dtype == np.int32:
+        data = data.astype(np.float32) / 2147483648.0
+    data = data.astype(np.float32, copy=False)
+    data = data[None] if data.ndim == 1 else data.T  # kaldiio gives [T, C]
+    return int(rate), np.ascontiguousarray(data)
+
+
+def load_audio(value: str, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Read samples ``[start, stop)`` of an scp value as float32 ``[C, T]`` and its rate."""
+    if is_plain_path(value):
+        data, rate = sf.read(value, start=start, stop=stop, dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.T), rate
+    rate, data = _load_kaldiio(value)
+    return data[:, start:stop], rate
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
+    """Write ``[T]`` or ``[C, T]`` float samples as 16-bit PCM, clipping to [-1, 1]."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.T
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(samples, -1.0, 1.0 - 1.0 / 32768), rate, subtype="PCM_16")

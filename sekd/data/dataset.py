@@ -1,0 +1,113 @@
+"""Datasets over a ``DataDir``: random fixed-length crops for training, whole utterances for evaluation.
+
+Crops are a pure function of ``(seed, epoch, index)``, never of global random state,
+so a resumed run sees exactly the batches an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sekd.data.audio import audio_info, load_audio
+from sekd.data.errors import DataError
+from sekd.data.kaldi_dir import DataDir, Entry
+
+
+def _read(entry: Entry, key: str, sample_rate: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    try:
+        data, rate = load_audio(entry.value, start, stop)
+    except Exception as exc:
+        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
+    if rate != sample_rate:
+        raise DataError(entry.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz "
+                        f"({entry.value})")
+    return data
+
+
+def _length(entry: Entry, key: str) -> int:
+    try:
+        return audio_info(entry.value)[2]
+    except Exception as exc:
+        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
+
+
+class _Base(Dataset):
+    def __init__(self, data: DataDir | str, sample_rate: int, channels: int | None, ref_channel: int) -> None:
+        self.data = data if isinstance(data, DataDir) else DataDir(data)
+        self.sample_rate, self.channels, self.ref_channel = sample_rate, channels, ref_channel
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _pair(self, key: str, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        noisy_e = self.data.wav[key]
+        noisy = _read(noisy_e, key, self.sample_rate, start, stop)
+        if self.channels is not None and noisy.shape[0] != self.channels:
+            raise DataError(noisy_e.where, f"utterance {key!r}: {noisy.shape[0]} channels, expected "
+                            f"{self.channels} ({noisy_e.value})")
+        if self.data.ref is None:
+            return noisy, None
+        ref_e = self.data.ref[key]
+        ref = _read(ref_e, key, self.sample_rate, start, stop)
+        if ref.shape[1] != noisy.shape[1]:
+            raise DataError(ref_e.where, f"utterance {key!r}: reference has {ref.shape[1]} samples, input has "
+                            f"{noisy.shape[1]} ({ref_e.value} vs {noisy_e.value})")
+        return noisy, ref[min(self.ref_channel, ref.shape[0] - 1)]
+
+
+class CropDataset(_Base):
+    """Random ``segment``-second crops of (noisy ``[C, S]``, clean ``[S]``) pairs.
+
+    Shorter utterances are zero-padded at the end. Call ``set_epoch`` before each epoch.
+    """
+
+    def __init__(self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0,
+                 channels: int | None = None, ref_channel: int = 0) -> None:
+        super().__init__(data, sample_rate, channels, ref_channel)
+        self.segment = int(round(segment * sample_rate))
+        self.seed, self.epoch = seed, 0
+        self._lengths: dict[str, int] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = self.data.utt_ids[index]
+        if key not in self._lengths:
+            noisy_len = _length(self.data.wav[key], key)
+            ref_len = _length(self.data.ref[key], key)
+            if noisy_len != ref_len:
+                raise DataError(self.data.ref[key].where, f"utterance {key!r}: reference has {ref_len} samples, "
+                                f"input has {noisy_len} ({self.data.ref[key].value} vs {self.data.wav[key].value})")
+            self._lengths[key] = noisy_len
+        length = self._lengths[key]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        start = int(rng.integers(0, length - self.segment + 1)) if length > self.segment else 0
+        noisy, ref = self._pair(key, start, start + self.segment)
+        pad = self.segment - noisy.shape[1]
+        if pad > 0:
+            noisy = np.pad(noisy, ((0, 0), (0, pad)))
+            ref = np.pad(ref, (0, pad))
+        return torch.from_numpy(noisy), torch.from_numpy(ref)
+
+
+class UtteranceDataset(_Base):
+    """Whole utterances: ``(key, noisy [C, T], clean [T] or None)``; use with batch size 1."""
+
+    def __init__(self, data: DataDir | str, sample_rate: int = 16000, channels: int | None = None,
+                 ref_channel: int = 0, require_ref: bool = True) -> None:
+        if not isinstance(data, DataDir):
+            data = DataDir(data, require_ref=require_ref)
+        super().__init__(data, sample_rate, channels, ref_channel)
+
+    def __getitem__(self, index: int):
+        key = self.data.utt_ids[index]
+        noisy, ref = self._pair(key)
+        return key, torch.from_numpy(noisy), None if ref is None else torch.from_numpy(ref)
+
+
+def collate_single(batch):
+    """Collate for batch size 1 of ``UtteranceDataset``: adds the batch axis."""
+    (key, noisy, ref), = batch
+    return key, noisy[None], None if ref is None else ref[None]

@@ -1,0 +1,62 @@
+"""Intrusive quality metrics, per utterance: ``METRICS[name](ref, est, rate) -> float``.
+
+- ``pesq_wb``: PESQ wide-band, ITU-T P.862.2 (``pesq`` package), MOS-LQO 1.04-4.64.
+- ``pesq_nb``: PESQ narrow-band, ITU-T P.862 (MOS-LQO), as many older SE papers report.
+- ``stoi`` / ``estoi``: (extended) short-time objective intelligibility (``pystoi``).
+- ``sisdr``: scale-invariant SDR in dB (Le Roux et al. 2019), means removed.
+
+All take mono float arrays of equal length at ``rate`` Hz. PESQ needs 8 or 16 kHz.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def sisdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, eps: float = 1e-8) -> float:
+    ref = np.asarray(ref, dtype=np.float64) - np.mean(ref)
+    est = np.asarray(est, dtype=np.float64) - np.mean(est)
+    target = np.dot(est, ref) / (np.dot(ref, ref) + eps) * ref
+    noise = est - target
+    return float(10 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
+
+
+def pesq_wb(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
+    from pesq import pesq
+
+    if rate != 16000:
+        raise ValueError(f"PESQ-WB needs 16 kHz audio, got {rate} Hz")
+    return float(pesq(rate, ref, est, "wb"))
+
+
+def pesq_nb(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
+    from pesq import pesq
+
+    if rate not in (8000, 16000):
+        raise ValueError(f"PESQ-NB needs 8 or 16 kHz audio, got {rate} Hz")
+    return float(pesq(rate, ref, est, "nb"))
+
+
+def stoi(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
+    from pystoi import stoi as _stoi
+
+    return float(_stoi(ref, est, rate, extended=False))
+
+
+def estoi(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
+    from pystoi import stoi as _stoi
+
+    return float(_stoi(ref, est, rate, extended=True))
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
+    "pesq_wb": pesq_wb,
+    "pesq_nb": pesq_nb,
+    "stoi": stoi,
+    "estoi": estoi,
+    "sisdr": sisdr,
+}
+
+# How the report names them.
+DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR"}

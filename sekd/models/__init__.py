@@ -1,0 +1,40 @@
+"""Enhancement models, registered by name.
+
+Every model takes a waveform batch ``[B, C, T]`` (``[B, T]`` is read as ``C = 1``)
+and returns the enhanced waveform ``[B, T]``. ``build_model(name, **args)`` makes one
+from a config; ``register_model`` adds a class to the registry.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+MODELS: dict[str, type[nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make ``cls`` buildable as ``name`` from configs."""
+
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = cls
+        return cls
+
+    return wrap
+
+
+def build_model(name: str, **args: Any) -> nn.Module:
+    """Instantiate the registered model ``name`` with constructor arguments ``args``."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    return MODELS[name](**args)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+from sekd.models import dccrn  # noqa: E402,F401  (registers the models)

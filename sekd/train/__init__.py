@@ -1,0 +1,1 @@
+"""The one training loop: teachers, baseline students and distilled students alike."""

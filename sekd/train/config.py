@@ -1,0 +1,138 @@
+"""Training configs: defaults, YAML files and ``--a.b value`` command-line overrides."""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS: dict[str, Any] = {
+    "model": {"name": None, "args": {}},
+    "data": {
+        "sample_rate": 16000,
+        "segment": 2.0,  # seconds per training crop
+        "batch_size": 8,
+        "num_workers": 0,
+        "channels": None,  # input channels to expect (None: any)
+        "ref_channel": 0,
+    },
+    "loss": {"name": "sisnr"},
+    "optim": {"name": "adam", "lr": 1.0e-3, "weight_decay": 0.0},
+    "scheduler": {"name": "plateau", "factor": 0.5, "patience": 1},
+    "train": {
+        "seed": 0,
+        "max_epochs": 10,
+        "steps_per_epoch": None,  # cap on batches per epoch (None: the whole set)
+        "grad_clip": 5.0,
+        "save_every_steps": 50,  # mid-epoch checkpoint interval, for exact resume
+        "log_every_steps": 10,
+        "num_audio_examples": 2,  # validation utterances written to TensorBoard
+        "max_valid_utts": None,
+        "num_threads": None,
+    },
+    "kd": {"teacher": None, "task_weight": 1.0, "terms": []},
+}
+
+# Sections whose keys are free-form (passed to a constructor): overrides may add keys.
+FREE_SECTIONS = ("model.args", "optim", "scheduler", "loss")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text):
+    return yaml.load(text, Loader=_Loader)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def merge(base: dict, update: dict, path: str = "", free: bool = False) -> dict:
+    """Recursive dict merge; ``update`` wins. Unknown keys outside free sections are errors."""
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        where = f"{path}.{key}" if path else key
+        if key not in out and not free:
+            kind = "key" if path else "section"
+            raise ConfigError(f"unknown config {kind} {where!r}")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = merge(out[key], value, where, free or where in FREE_SECTIONS)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections")
+    return data
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """Turn ``["--train.max_epochs", "3", "--optim.lr=1e-4"]`` into a nested dict (values as YAML)."""
+    out: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
+            raise ConfigError(f"unrecognised argument {arg!r} (config overrides look like --section.key value)")
+        if "=" in arg:
+            key, raw = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override {arg!r} has no value")
+            key, raw = arg[2:], args[i + 1]
+            i += 2
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml_load(raw)
+    return out
+
+
+def build_config(files: list[str | Path], overrides: list[str] | None = None) -> dict:
+    """Defaults, then each YAML file in order, then command-line overrides."""
+    cfg = copy.deepcopy(DEFAULTS)
+    for f in files:
+        try:
+            cfg = merge(cfg, load_yaml(f))
+        except ConfigError as exc:
+            if str(exc).startswith(str(f)):
+                raise
+            raise ConfigError(f"{f}: {exc}") from None
+    if overrides:
+        cfg = merge(cfg, parse_overrides(overrides))
+    if not cfg["model"]["name"]:
+        raise ConfigError("the config names no model (model.name)")
+    return cfg
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

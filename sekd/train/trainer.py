@@ -1,0 +1,307 @@
+"""The training loop shared by teacher, baseline-student and distillation runs.
+
+Outputs under ``out_dir``: ``config.yaml`` (resolved), ``train.log`` (plain text),
+``checkpoints/last.pt`` (everything needed to resume exactly) and
+``checkpoints/best.pt`` (model only, best validation SI-SNR), ``model_info.json``;
+TensorBoard events under ``tensorboard_dir`` (one log root per recipe so curves overlay).
+
+Exact resume: crops are a function of ``(seed, epoch, index)``, the batch order of
+``(seed, epoch)``, and ``last.pt`` carries the position inside the epoch and every RNG
+state; a run killed at any point and restarted with ``resume=True`` ends with the same
+weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from sekd.data import CropDataset, UtteranceDataset, collate_single
+from sekd.distill import KDContext, build_kd_term
+from sekd.distill.taps import FeatureTaps
+from sekd.models import build_model, count_parameters
+from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
+from sekd.train.config import ConfigError, dump
+from sekd.train.losses import build_loss, si_snr
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **args):
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    if name not in optimizers:
+        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(optimizers)}")
+    return optimizers[name](params, lr=lr, weight_decay=weight_decay, **args)
+
+
+def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", **args):
+    """LR schedule stepped once per epoch: ``plateau`` (on validation SI-SNR), ``cosine``, ``step``, ``none``."""
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=args.get("factor", 0.5), patience=args.get("patience", 1))
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=args.get("eta_min", 0))
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1), gamma=args.get("gamma", 0.5))
+    if name == "none":
+        return None
+    raise KeyError(f"unknown scheduler {name!r}; known: plateau, cosine, step, none")
+
+
+class Trainer:
+    """Train ``cfg['model']`` on ``train_dir``, validating on ``valid_dir`` each epoch.
+
+    When ``cfg['kd']['teacher']`` names a checkpoint, the teacher is loaded frozen (eval
+    mode, no gradients) and the KD terms of ``cfg['kd']['terms']`` are added to the task
+    loss: ``L = task_weight * L_task + sum_i weight_i * L_i``.
+    """
+
+    def __init__(self, cfg: dict, train_dir: str, valid_dir: str, out_dir: str,
+                 tensorboard_dir: str | None = None, role: str = "model", progress: bool | None = None) -> None:
+        self.cfg, self.role = cfg, role
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.tb_dir = Path(tensorboard_dir) if tensorboard_dir else self.out_dir.parent / "tensorboard" / self.out_dir.name
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        tcfg, dcfg = cfg["train"], cfg["data"]
+        if tcfg["num_threads"]:
+            torch.set_num_threads(int(tcfg["num_threads"]))
+        torch.set_flush_denormal(True)  # denormals in near-silent audio slow CPU kernels several-fold
+        self.seed = int(tcfg["seed"])
+        self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
+                                     dcfg["channels"], dcfg["ref_channel"])
+        self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
+        seed_everything(self.seed)
+        self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"])
+        self.loss_fn = build_loss(**cfg["loss"])
+        kcfg = cfg["kd"]
+        self.teacher: nn.Module | None = None
+        self.kd_terms = nn.ModuleList()
+        self.kd_weights: list[float] = []
+        self.kd_names: list[str] = []
+        if kcfg["teacher"]:
+            self.teacher, _ = load_model(kcfg["teacher"])
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+            for term in kcfg["terms"]:
+                self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
+                self.kd_weights.append(float(term.get("weight", 1.0)))
+                self.kd_names.append(term["name"])
+            if not self.kd_terms:
+                raise ConfigError("kd.teacher is set but kd.terms is empty")
+        elif kcfg["terms"]:
+            raise ConfigError("kd.terms need a teacher checkpoint (kd.teacher / --teacher)")
+        params = list(self.model.parameters()) + list(self.kd_terms.parameters())
+        ocfg = dict(cfg["optim"])
+        self.optimizer = build_optimizer(params, **ocfg)
+        scfg = dict(cfg["scheduler"])
+        self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best: float = -math.inf
+        self.history: list[dict] = []
+        self.log = self._logger()
+
+    # -- set-up -----------------------------------------------------------------
+    def _logger(self) -> logging.Logger:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log = logging.getLogger(f"sekd.train.{self.out_dir.resolve()}")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        if not log.handlers:
+            fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+            for handler in (logging.FileHandler(self.out_dir / "train.log"), logging.StreamHandler(sys.stderr)):
+                handler.setFormatter(fmt)
+                log.addHandler(handler)
+        return log
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of ``epoch``: a permutation drawn from ``(seed, epoch)``, full batches only."""
+        bs = int(self.cfg["data"]["batch_size"])
+        if len(self.train_set) < bs:
+            raise ValueError(f"training set has {len(self.train_set)} utterances, fewer than batch_size {bs}")
+        perm = np.random.default_rng([self.seed, epoch, 7]).permutation(len(self.train_set)).tolist()
+        batches = [perm[i:i + bs] for i in range(0, len(perm) - bs + 1, bs)]
+        cap = self.cfg["train"]["steps_per_epoch"]
+        return batches[:cap] if cap else batches
+
+    # -- checkpoints ------------------------------------------------------------
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "model_name": self.cfg["model"]["name"],
+            "model_args": self.cfg["model"]["args"],
+            "config": self.cfg,
+            "git_commit": git_commit(),
+            "seed": self.seed,
+            "role": self.role,
+            "num_params": count_parameters(self.model),
+            "kd": self.kd_names,
+        }
+
+    def save(self, name: str, with_trainer: bool) -> None:
+        ckpt = self._describe()
+        ckpt["state_dict"] = self.model.state_dict()
+        ckpt["epoch"], ckpt["best_valid_sisnr"] = self.epoch, self.best
+        if with_trainer:
+            ckpt["trainer"] = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "kd_terms": self.kd_terms.state_dict(),
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                "best": self.best, "history": self.history,
+                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            }
+        save_atomic(ckpt, self.ckpt_dir / name)
+
+    def resume(self) -> bool:
+        path = self.ckpt_dir / "last.pt"
+        if not path.exists():
+            return False
+        ckpt = load_checkpoint(path)
+        state = ckpt["trainer"]
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.kd_terms.load_state_dict(state["kd_terms"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self.log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
+        return True
+
+    # -- one step ---------------------------------------------------------------
+    def _student_taps(self) -> list[str]:
+        return [p for term in self.kd_terms for p in term.student_taps()]
+
+    def _teacher_taps(self) -> list[str]:
+        return [p for term in self.kd_terms for p in term.teacher_taps()]
+
+    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        with FeatureTaps(self.model, self._student_taps()) as s_taps:
+            est = self.model(noisy)
+        task = self.loss_fn(est, clean)
+        parts = {"task": task.item()}
+        if self.teacher is None:
+            return task, parts
+        with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps:
+            t_est = self.teacher(noisy)
+        ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_taps.features)
+        total = self.cfg["kd"]["task_weight"] * task
+        for name, weight, term in zip(self.kd_names, self.kd_weights, self.kd_terms):
+            value = term(ctx)
+            parts[f"kd_{name}"] = value.item()
+            total = total + weight * value
+        return total, parts
+
+    # -- validation -------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, writer=None) -> float:
+        self.model.eval()
+        cap = self.cfg["train"]["max_valid_utts"]
+        scores = []
+        n_audio = int(self.cfg["train"]["num_audio_examples"])
+        for i, (key, noisy, clean) in enumerate(DataLoader(self.valid_set, batch_size=1, collate_fn=collate_single)):
+            if cap and i >= cap:
+                break
+            est = self.model(noisy)
+            scores.append(si_snr(est, clean).item())
+            if writer is not None and i < n_audio:
+                rate = self.cfg["data"]["sample_rate"]
+                writer.add_audio(f"valid/{key}/enhanced", est[0].clamp(-1, 1), self.epoch, rate)
+                if self.epoch == 0:
+                    writer.add_audio(f"valid/{key}/noisy", noisy[0, 0].clamp(-1, 1), 0, rate)
+                    writer.add_audio(f"valid/{key}/clean", clean[0].clamp(-1, 1), 0, rate)
+        self.model.train()
+        return float(np.mean(scores))
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tcfg = self.cfg["train"]
+        (self.out_dir / "config.yaml").write_text(dump(self.cfg))
+        if not (resume and self.resume()):
+            self.log.info("training %s (%s, %d parameters) in %s", self.role, self.cfg["model"]["name"],
+                          count_parameters(self.model), self.out_dir)
+        writer = SummaryWriter(str(self.tb_dir), purge_step=self.global_step or None)
+        self.model.train()
+        start = time.time()
+        while self.epoch < tcfg["max_epochs"]:
+            self.train_set.set_epoch(self.epoch)
+            batches = self.epoch_batches(self.epoch)
+            loader = DataLoader(self.train_set, batch_sampler=batches[self.step_in_epoch:],
+                                num_workers=int(self.cfg["data"]["num_workers"]),
+                                generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
+            bar = tqdm(loader, total=len(batches), initial=self.step_in_epoch, disable=not self.progress,
+                       desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False)
+            sums: dict[str, float] = {}
+            steps_run = 0
+            for noisy, clean in bar:
+                loss, parts = self.compute_loss(noisy, clean)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if tcfg["grad_clip"]:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), float(tcfg["grad_clip"]))
+                self.optimizer.step()
+                self.step_in_epoch += 1
+                self.global_step += 1
+                steps_run += 1
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if self.global_step % int(tcfg["log_every_steps"]) == 0:
+                    writer.add_scalar("train/loss", loss.item(), self.global_step)
+                    for k, v in parts.items():
+                        writer.add_scalar(f"train/{k}", v, self.global_step)
+                    self.log.info("epoch %d step %d/%d loss %.4f %s", self.epoch + 1, self.step_in_epoch,
+                                  len(batches), loss.item(), " ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+                every = tcfg["save_every_steps"]
+                if every and self.step_in_epoch % int(every) == 0 and self.step_in_epoch < len(batches):
+                    self.save("last.pt", with_trainer=True)
+            bar.close()
+            n = max(steps_run, 1)
+            metric = self.validate(writer)
+            lr = self.optimizer.param_groups[0]["lr"]
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(metric)
+            elif self.scheduler is not None:
+                self.scheduler.step()
+            record = {"epoch": self.epoch + 1, "valid_sisnr": metric, "lr": lr,
+                      **{f"train_{k}": v / n for k, v in sums.items()}}
+            self.history.append(record)
+            writer.add_scalar("valid/sisnr", metric, self.global_step)
+            writer.add_scalar("train/lr", lr, self.global_step)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            improved = metric > self.best
+            self.log.info("epoch %d done: valid SI-SNR %.3f dB%s, lr %.2e, %.0f s", self.epoch, metric,
+                          " (best)" if improved else "", lr, time.time() - start)
+            if improved:
+                self.best = metric
+                self.save("best.pt", with_trainer=False)
+            self.save("last.pt", with_trainer=True)
+        writer.close()
+        info = {**{k: v for k, v in self._describe().items() if k != "config"},
+                "best_valid_sisnr": self.best, "epochs": self.epoch, "steps": self.global_step,
+                "teacher": self.cfg["kd"]["teacher"], "history": self.history}
+        tmp = self.out_dir / ".model_info.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(self.out_dir / "model_info.json")
+        return info

@@ -1,0 +1,42 @@
+"""sekd: knowledge distillation for speech enhancement, as Kaldi/ESPnet-style recipes."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ENTRYPOINTS = {
+    "sekd-simulate-mini": "sekd.bin.simulate_mini:main",
+    "sekd-train": "sekd.bin.train:main",
+    "sekd-distill": "sekd.bin.distill:main",
+    "sekd-enhance": "sekd.bin.enhance:main",
+    "sekd-score": "sekd.bin.score:main",
+    "sekd-report": "sekd.bin.report:main",
+    "sekd-check-data": "sekd.bin.check_data:main",
+}
+
+setup(
+    name="sekd",
+    version="0.1.0",
+    description="Knowledge distillation toolkit for speech enhancement (Kaldi/ESPnet-style recipes)",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sekd", "sekd.*"]),
+    install_requires=[
+        # torch is pinned by tools/install.sh (a CPU build where there is no GPU);
+        # a range here lets an existing install satisfy it without a re-download.
+        "torch>=2.1",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "soundfile>=0.12",
+        "kaldiio>=2.18",
+        "pesq>=0.0.4",
+        "pystoi>=0.4.1",
+        "tensorboard>=2.14",
+        "pyyaml>=6.0",
+        "tqdm>=4.60",
+        "espeakng-loader>=0.2.4",
+    ],
+    extras_require={"test": ["pytest>=7.4", "pytest-timeout>=2.2"]},
+    entry_points={"console_scripts": [f"{k}={v}" for k, v in ENTRYPOINTS.items()]},
+)

@@ -1,0 +1,124 @@
+"""The training loop: config overrides, exact resume after SIGKILL, distillation wiring."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from conftest import PYTHON, make_data_dir, write_config
+from sekd.train.config import ConfigError, build_config, parse_overrides
+
+
+def test_overrides_and_unknown_keys(tmp_path):
+    conf = write_config(tmp_path / "c.yaml")
+    cfg = build_config([conf], ["--train.max_epochs", "7", "--optim.lr=1e-4", "--model.args.rnn_units", "24"])
+    assert cfg["train"]["max_epochs"] == 7 and cfg["optim"]["lr"] == 1e-4
+    assert cfg["model"]["args"]["rnn_units"] == 24 and cfg["model"]["args"]["channels"] == [4, 8, 8]
+    with pytest.raises(ConfigError, match="unknown config key 'train.max_epoch'"):
+        build_config([conf], ["--train.max_epoch", "3"])
+    with pytest.raises(ConfigError, match="has no value"):
+        parse_overrides(["--train.max_epochs"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  max_epochs: [1\n")
+    with pytest.raises(ConfigError, match=rf"{bad}:\d+: invalid YAML"):
+        build_config([bad])
+
+
+def _train(tmp_path, data, out, extra=(), **popen):
+    cmd = [PYTHON, "-m", "sekd.bin.train", "--config", str(tmp_path / "c.yaml"), "--train_dir", str(data[0]),
+           "--valid_dir", str(data[1]), "--out_dir", str(out), "--train.num_threads", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+
+
+def test_sigkill_then_resume_gives_identical_weights(tmp_path):
+    data = (make_data_dir(tmp_path / "train", 16, 1.0, seed=1), make_data_dir(tmp_path / "valid", 2, 1.0, seed=2))
+    write_config(tmp_path / "c.yaml", model={"args": {"channels": [8, 16, 16, 32], "rnn_units": 32,
+                                                      "rnn_layers": 2, "win_len": 256, "hop": 128, "n_fft": 256}},
+                 data={"segment": 1.0, "batch_size": 2}, train={"max_epochs": 3, "save_every_steps": 2})
+    ref = _train(tmp_path, data, tmp_path / "ref")
+    assert ref.wait(timeout=300) == 0, ref.stdout.read().decode()
+
+    run = _train(tmp_path, data, tmp_path / "killed")
+    log = tmp_path / "killed" / "train.log"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill in the middle of epoch 2, after a mid-epoch checkpoint
+        if log.exists() and "epoch 2 step 5/8" in log.read_text():
+            run.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert run.wait(timeout=60) == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "model_info.json").exists(), "the run finished before it was killed"
+    state = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)["trainer"]
+    assert state["epoch"] == 1 and 0 < state["step_in_epoch"] < 8  # a mid-epoch checkpoint
+
+    resumed = _train(tmp_path, data, tmp_path / "killed", ["--resume"])
+    out = resumed.communicate(timeout=300)[0].decode()
+    assert resumed.returncode == 0, out
+    assert "resumed from" in out
+    for name in ("last.pt", "best.pt"):
+        a = torch.load(tmp_path / "ref" / "checkpoints" / name, weights_only=False)
+        b = torch.load(tmp_path / "killed" / "checkpoints" / name, weights_only=False)
+        assert a["epoch"] == b["epoch"]
+        for key, value in a["state_dict"].items():
+            assert torch.equal(value, b["state_dict"][key]), f"{name}: {key} differs after resume"
+
+
+def test_checkpoint_is_self_describing(tmp_path, tiny_data):
+    from sekd.train.checkpoint import load_model
+
+    write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    proc = _train(tmp_path, tiny_data, tmp_path / "exp", ["--role", "teacher", "--train.seed", "5"])
+    assert proc.wait(timeout=300) == 0, proc.stdout.read().decode()
+    model, ckpt = load_model(tmp_path / "exp" / "checkpoints" / "best.pt")
+    assert ckpt["model_name"] == "dccrn" and ckpt["seed"] == 5 and ckpt["role"] == "teacher"
+    assert ckpt["config"]["train"]["max_epochs"] == 1 and "git_commit" in ckpt
+    assert not model.training
+    assert (tmp_path / "exp" / "model_info.json").exists() and (tmp_path / "exp" / "config.yaml").exists()
+    assert any((tmp_path / "tensorboard" / "exp").iterdir())
+
+
+def test_distillation_trains_student_only(tmp_path, tiny_data):
+    from sekd.train.trainer import Trainer
+
+    write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    teacher = Trainer(build_config([tmp_path / "c.yaml"]), *map(str, tiny_data), str(tmp_path / "t"), role="teacher")
+    teacher.run()
+    cfg = build_config([tmp_path / "c.yaml"], ["--kd.teacher", str(tmp_path / "t/checkpoints/best.pt"),
+                                               "--kd.terms", "[{name: output, weight: 1.0}]"])
+    student = Trainer(cfg, *map(str, tiny_data), str(tmp_path / "s"), role="kd")
+    assert not any(p.requires_grad for p in student.teacher.parameters())
+    assert not student.teacher.training
+    before = {k: v.clone() for k, v in student.teacher.state_dict().items()}
+    noisy, clean = next(iter(torch.utils.data.DataLoader(student.train_set, batch_size=2)))
+    loss, parts = student.compute_loss(noisy, clean)
+    assert set(parts) == {"task", "kd_output"}
+    loss.backward()
+    assert all(p.grad is not None for p in student.model.parameters())
+    student.run()
+    after = student.teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics untouched too
+
+
+def test_output_kd_term_values():
+    from sekd.distill import KDContext, build_kd_term
+
+    clean = torch.randn(2, 4000)
+    teacher = clean + 0.1 * torch.randn(2, 4000)
+    term = build_kd_term("output", domain="both")
+    same = term(KDContext(clean, clean, teacher.clone().requires_grad_(), teacher))
+    other = term(KDContext(clean, clean, clean.clone(), teacher))
+    assert same.item() < other.item()  # matching the teacher scores better than matching the clean signal
+    with pytest.raises(ValueError, match="domain"):
+        build_kd_term("output", domain="mel")
+    with pytest.raises(KeyError, match="unknown KD method"):
+        build_kd_term("nope")
+
+
+def test_kd_without_teacher_is_an_error(tmp_path, tiny_data):
+    write_config(tmp_path / "c.yaml")
+    proc = _train(tmp_path, tiny_data, tmp_path / "x", ["--kd.terms", "[{name: output}]"])
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 1 and "kd.terms need a teacher checkpoint" in out
