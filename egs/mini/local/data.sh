@@ -6,7 +6,7 @@ set -euo pipefail
 out_dir=data
 seed=0
 num_train=1000
-num_valid=100
+num_valid=50
 num_test=100
 num_train_speakers=40
 num_valid_speakers=5
