@@ -154,7 +154,7 @@ if run_stage 7; then
       job "${decode_cmd}" "${exp}/${system}/log/score_${set}.log" python -m sekd.bin.score \
         --ref_scp "${datadir}/${set}/spk1.scp" --est_scp "${est}" --out_dir "${out}" --metrics "${metrics}" --nj "${nj}"
       touch "${out}/.done"
-      tail -n 1 "${exp}/${system}/log/score_${set}.log" | sed 's/^# //'
+      grep -v "^#" "${exp}/${system}/log/score_${set}.log" | tail -n 1
     done
   done
 fi
