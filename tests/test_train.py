@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import PYTHON, make_data_dir, write_config
@@ -78,6 +79,18 @@ def test_checkpoint_is_self_describing(tmp_path, tiny_data):
     assert not model.training
     assert (tmp_path / "exp" / "model_info.json").exists() and (tmp_path / "exp" / "config.yaml").exists()
     assert any((tmp_path / "tensorboard" / "exp").iterdir())
+
+    # The checkpoint alone enhances loose wav files: wavs of the same length and a wav.scp out.
+    wavs = sorted((tiny_data[1] / "wav").glob("*_noisy.wav"))
+    out = tmp_path / "enhanced"
+    proc = subprocess.run([PYTHON, "-m", "sekd.bin.enhance", "--checkpoint", str(tmp_path / "exp/checkpoints/best.pt"),
+                           "--out_dir", str(out), *map(str, wavs)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    scp = dict(line.split() for line in (out / "wav.scp").read_text().splitlines())
+    assert sorted(scp) == sorted(w.stem for w in wavs)
+    for wav in wavs:
+        assert sf.info(scp[wav.stem]).frames == sf.info(wav).frames
+    assert not (out / "input").exists() and not (tmp_path / "enhanced.tmp").exists()
 
 
 def test_distillation_trains_student_only(tmp_path, tiny_data):
