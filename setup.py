@@ -11,6 +11,7 @@ ENTRYPOINTS = {
     "sekd-score": "sekd.bin.score:main",
     "sekd-report": "sekd.bin.report:main",
     "sekd-check-data": "sekd.bin.check_data:main",
+    "sekd-profile": "sekd.bin.profile:main",
 }
 
 setup(

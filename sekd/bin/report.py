@@ -18,6 +18,22 @@ from pathlib import Path
 from sekd.metrics import DISPLAY
 
 ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
+_COST_CACHE: dict[str, float] = {}
+
+
+def macs_per_second(system_dir: Path) -> float | None:
+    """MACs per second of audio of a system's model, rebuilt from its config.yaml."""
+    conf = system_dir / "config.yaml"
+    if not conf.exists():
+        return None
+    if str(conf) not in _COST_CACHE:
+        from sekd.models import build_model
+        from sekd.models.profile import macs_per_second as count
+        from sekd.train.config import yaml_load
+
+        cfg = yaml_load(conf.read_text())
+        _COST_CACHE[str(conf)] = count(build_model(cfg["model"]["name"], **cfg["model"]["args"]), seconds=2.0)
+    return _COST_CACHE[str(conf)]
 LOWER_IS_BETTER: set[str] = set()
 
 
@@ -36,6 +52,7 @@ def collect(exp_dir: Path, test_set: str) -> list[dict]:
             "kd": ",".join(info.get("kd") or []),
             "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
             "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
+            "macs": macs_per_second(system_dir) if info_path.exists() else None,
             "num_utts": summary["num_utts"],
             "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
             "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
@@ -55,10 +72,12 @@ def table(rows: list[dict]) -> list[str]:
         vals = [r["metrics"].get(m) for r in rows if r["metrics"].get(m) is not None]
         if vals:
             best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
-    head = ["System", "Role", "KD (teacher)", "Params"] + [DISPLAY.get(m, m) for m in metrics] + ["RTF (CPU)"]
+    head = (["System", "Role", "KD (teacher)", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
+            + ["RTF (CPU)"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-", _fmt_params(r["params"])]
+        cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-", _fmt_params(r["params"]),
+                 "-" if r["macs"] is None else f"{r['macs'] / 1e9:.3f}"]
         for m in metrics:
             v = r["metrics"].get(m)
             text = "n/a" if v is None else (f"{v:.2f}" if m == "sisdr" else f"{v:.3f}")
@@ -89,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows) + [""]
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
-                             "teacher": r["teacher"], "params": r["params"], "rtf": r["rtf"], **r["metrics"]})
-    lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB; RTF: enhancement time / audio "
-              "duration, one process on this machine's CPU.", ""]
+                             "teacher": r["teacher"], "params": r["params"], "macs_per_s": r["macs"], "rtf": r["rtf"],
+                             **r["metrics"]})
+    lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB; GMAC/s: multiply-accumulates per "
+              "second of 16 kHz audio (recurrent layers included, sekd.models.profile); RTF: enhancement time of "
+              "the test set (one thread, file I/O included) / audio duration.", ""]
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(out)

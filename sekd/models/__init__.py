@@ -37,4 +37,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-from sekd.models import dccrn  # noqa: E402,F401  (registers the models)
+from sekd.models import dccrn  # noqa: E402  (importing a model module registers it)
+
+# Named paper-size configurations: preset name -> (model name, constructor arguments).
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{k: ("dccrn", v) for k, v in dccrn.CONFIGS.items()},
+}

@@ -27,6 +27,16 @@ from sekd.models.complex_nn import ComplexConv2d, ComplexConvTranspose2d, Comple
 from sekd.models.stft import STFT
 
 
+# Paper-size configurations (constructor arguments of ``dccrn``).
+CONFIGS = {
+    # Hu et al. 2020, Table 1 / official dc_crn.py: 3.67 M parameters.
+    "dccrn_cl": dict(channels=[32, 64, 128, 256, 256, 256], rnn_units=256, rnn_layers=2, complex_lstm=True,
+                     masking_mode="E"),
+    # DCCRN-E: real LSTM 256 x 2 and the E mask: 3.74 M parameters.
+    "dccrn_e": dict(channels=[16, 32, 64, 128, 256, 256], rnn_units=256, rnn_layers=2, masking_mode="E"),
+}
+
+
 class _RealRNN(nn.Module):
     """DCCRN-E bottleneck: stacked LSTM over ``[T, B, D]`` then a linear map back to ``D``."""
 

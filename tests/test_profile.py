@@ -1,0 +1,71 @@
+"""The profiler: MAC counts that include recurrent and attention layers, checked by hand."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sekd.models import PRESETS, build_model
+from sekd.models.profile import count_macs, profile_model
+
+
+def test_lstm_hand_count():
+    # 2-layer LSTM, I=64, H=128, T=100, B=3: per step 4H(I+H) then 4H(H+H).
+    lstm = nn.LSTM(64, 128, num_layers=2)
+    expected = 100 * 3 * (4 * 128 * (64 + 128) + 4 * 128 * (128 + 128))
+    assert count_macs(lstm, torch.randn(100, 3, 64)) == expected
+
+
+def test_bidirectional_gru_hand_count():
+    gru = nn.GRU(40, 32, batch_first=True, bidirectional=True)
+    expected = 5 * 50 * 2 * 3 * 32 * (40 + 32)
+    assert count_macs(gru, torch.randn(5, 50, 40)) == expected
+
+
+def test_conv_hand_counts():
+    conv = nn.Conv2d(4, 8, (5, 2), stride=(2, 1))
+    # Output [1, 8, 8, 9]: each output value costs Cin * 5 * 2 MACs.
+    assert count_macs(conv, torch.randn(1, 4, 20, 10)) == 8 * 8 * 9 * 4 * 5 * 2
+    conv1d = nn.Conv1d(16, 32, 8, stride=4, groups=2)
+    out = (1000 - 8) // 4 + 1
+    assert count_macs(conv1d, torch.randn(2, 16, 1000)) == 2 * 32 * out * (16 // 2) * 8
+
+
+def test_attention_counted_on_both_paths():
+    mha = nn.MultiheadAttention(32, 4, batch_first=True)
+    x = torch.randn(2, 50, 32)
+    expected = 2 * (50 * 32 * 32 * 3 + 2 * 50 * 50 * 32 + 50 * 32 * 32)
+
+    class SelfAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, x):
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    model = SelfAttention()
+    assert count_macs(model.eval(), x) == expected  # fused inference path
+    assert count_macs(model.train(), x) == expected  # matmul path
+
+
+def test_dccrn_lstm_is_not_skipped():
+    """Removing the LSTM's count would make the total smaller: the recurrent layer is counted."""
+    model = build_model("dccrn", channels=[8, 16, 16], rnn_units=32, win_len=256, hop=128, n_fft=256).eval()
+    x = torch.randn(1, 1, 16000)
+    frames = model.stft.num_frames(16000)
+    dim = model.bottleneck_bins * 16
+    lstm_macs = frames * (4 * 32 * (dim + 32) * 1 + 4 * 32 * (32 + 32))
+    total = count_macs(model, x)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    assert total == counter.get_total_flops() // 2 + lstm_macs
+
+
+def test_profile_model_fields():
+    row = profile_model("dccrn", PRESETS["dccrn_e"][1], seconds=1.0, threads=2, memory=False)
+    assert row["params"] == pytest.approx(3.74e6, rel=0.01)
+    assert 3e9 < row["macs_per_s"] < 5e9
+    assert row["rtf_1thread"] > 0 and row["causal"] and row["latency_ms"] == 25.0
