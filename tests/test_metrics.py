@@ -52,6 +52,41 @@ def test_real_pairs_match_reference_values(degraded):
         assert METRICS[name](ref, est, rate) == pytest.approx(expected, abs=5e-4), name
 
 
+# ../shared/data/README.md: pysepm's composite() (a port of Loizou's composite.m), PESQ-WB term.
+COMPOSITE_REFERENCE = {
+    "1_noisySpeech_16000_Hz.wav": {"csig": 2.0380, "cbak": 1.8631, "covl": 1.5433, "segsnr": -0.2169,
+                                   "llr": 1.3155, "wss": 44.6986},
+    "1_processed_16000_Hz.wav": {"csig": 1.0000, "cbak": 1.5970, "covl": 1.0000, "segsnr": -1.2034,
+                                 "llr": 2.0801, "wss": 66.7955},
+}
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real_pairs is absent (only on the dev machines)")
+@pytest.mark.parametrize("degraded", sorted(COMPOSITE_REFERENCE))
+def test_composite_matches_loizou_port(degraded):
+    """Tolerance 5e-4: the reference values are printed to 4 decimals."""
+    from sekd.metrics.composite import composite
+
+    ref, rate = sf.read(REAL / "1_speech_16000_Hz.wav")
+    est, _ = sf.read(REAL / degraded)
+    values = composite(ref, est, rate)
+    for name, expected in COMPOSITE_REFERENCE[degraded].items():
+        assert values[name] == pytest.approx(expected, abs=5e-4), name
+
+
+def test_composite_terms_behave():
+    """Identical signals: no distortion; more noise: every term gets worse."""
+    from sekd.metrics.composite import llr, segsnr, wss
+
+    rng = np.random.default_rng(3)
+    t = np.arange(32000) / 16000
+    ref = np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(32000)
+    assert llr(ref, ref) == pytest.approx(0.0, abs=1e-9) and wss(ref, ref) == pytest.approx(0.0, abs=1e-9)
+    assert segsnr(ref, ref) == 35.0
+    a, b = ref + 0.05 * rng.standard_normal(32000), ref + 0.5 * rng.standard_normal(32000)
+    assert llr(ref, a) < llr(ref, b) and wss(ref, a) < wss(ref, b) and segsnr(ref, a) > segsnr(ref, b)
+
+
 def test_score_entrypoint_records_nan_and_goes_on(tmp_path):
     from sekd.bin.score import main
 

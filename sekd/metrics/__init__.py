@@ -4,6 +4,8 @@
 - ``pesq_nb``: PESQ narrow-band, ITU-T P.862 (MOS-LQO), as many older SE papers report.
 - ``stoi`` / ``estoi``: (extended) short-time objective intelligibility (``pystoi``).
 - ``sisdr``: scale-invariant SDR in dB (Le Roux et al. 2019), means removed.
+- ``segsnr``: segmental SNR in dB as in Loizou's composite.m (``sekd.metrics.composite``,
+  which also has LLR, WSS and the composite CSIG/CBAK/COVL).
 
 All take mono float arrays of equal length at ``rate`` Hz. PESQ needs 8 or 16 kHz.
 """
@@ -50,13 +52,20 @@ def estoi(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
     return float(_stoi(ref, est, rate, extended=True))
 
 
+def segsnr(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
+    from sekd.metrics.composite import segsnr as _segsnr
+
+    return _segsnr(ref, est, rate)
+
+
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "pesq_wb": pesq_wb,
     "pesq_nb": pesq_nb,
     "stoi": stoi,
     "estoi": estoi,
     "sisdr": sisdr,
+    "segsnr": segsnr,
 }
 
 # How the report names them.
-DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR"}
+DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR", "segsnr": "segSNR"}
