@@ -106,6 +106,12 @@ def test_score_entrypoint_records_nan_and_goes_on(tmp_path):
     values = dict(line.split() for line in (out / "pesq_wb.scp").read_text().splitlines())
     assert math.isnan(float(values[lines[1].split()[0]]))
     assert not (tmp_path / "scoring.tmp").exists()
+    # Composite measures come with the intrusive metrics and fail alone where PESQ fails.
+    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "est.scp"), "--out_dir",
+                 str(tmp_path / "c"), "--metrics", "pesq_wb,csig,cbak,covl,segsnr"]) == 0
+    comp = json.loads((tmp_path / "c" / "result.json").read_text())["metrics"]
+    assert comp["csig"]["n"] == 2 and comp["segsnr"]["n"] == 3
+    assert all(1.0 <= comp[m]["mean"] <= 5.0 for m in ("csig", "cbak", "covl"))
     # --nj 1 and --nj 2 agree.
     assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "est.scp"), "--out_dir",
                  str(tmp_path / "s1"), "--metrics", "pesq_wb,sisdr"]) == 0

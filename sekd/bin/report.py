@@ -34,7 +34,7 @@ def macs_per_second(system_dir: Path) -> float | None:
         cfg = yaml_load(conf.read_text())
         _COST_CACHE[str(conf)] = count(build_model(cfg["model"]["name"], **cfg["model"]["args"]), seconds=2.0)
     return _COST_CACHE[str(conf)]
-LOWER_IS_BETTER: set[str] = set()
+LOWER_IS_BETTER: set[str] = {"llr", "wss"}
 
 
 def collect(exp_dir: Path, test_set: str) -> list[dict]:

@@ -26,6 +26,10 @@ from sekd.data.audio import load_audio
 from sekd.data.kaldi_dir import Entry
 from sekd.metrics import DISPLAY, METRICS
 
+# Computed together by sekd.metrics.composite (reusing the utterance's PESQ-WB when scored).
+COMPOSITE = ("csig", "cbak", "covl", "llr", "wss")
+KNOWN = list(METRICS) + list(COMPOSITE)
+
 
 def _load(entry: Entry, key: str, channel: int) -> tuple[np.ndarray, int]:
     try:
@@ -45,11 +49,22 @@ def score_one(job: tuple[str, Entry, Entry, list[str], int]) -> tuple[str, dict[
     if len(ref) != len(est):
         raise DataError(est_e.where, f"utterance {key!r}: {len(est)} samples, reference {ref_e.value} has {len(ref)}")
     values, errors = {}, {}
-    for name in metrics:
+    for name in [m for m in metrics if m in METRICS]:
         try:
             values[name] = METRICS[name](ref, est, ref_rate)
         except Exception as exc:  # a metric failing on one utterance must not stop the run
             values[name], errors[name] = math.nan, f"{type(exc).__name__}: {exc}"
+    wanted = [m for m in metrics if m in COMPOSITE]
+    if wanted:
+        from sekd.metrics.composite import composite
+
+        try:
+            pesq = values.get("pesq_wb") if ref_rate == 16000 else None
+            result = composite(ref, est, ref_rate, None if pesq is None or math.isnan(pesq) else pesq)
+            values.update({m: result[m] for m in wanted})
+        except Exception as exc:
+            for m in wanted:
+                values[m], errors[m] = math.nan, f"{type(exc).__name__}: {exc}"
     return key, values, errors
 
 
@@ -73,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--est_scp", required=True, help="signals to score (enhanced wav.scp, or noisy wav.scp)")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--metrics", default="pesq_wb,stoi,estoi,sisdr",
-                        help=f"comma-separated, from: {', '.join(METRICS)}")
+                        help=f"comma-separated, from: {', '.join(KNOWN)}")
     parser.add_argument("--ref_channel", type=int, default=0)
     parser.add_argument("--nj", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
     metrics = [m for m in args.metrics.split(",") if m]
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in KNOWN]
     if unknown:
-        parser.error(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
+        parser.error(f"unknown metric {unknown[0]!r}; known: {', '.join(KNOWN)}")
     out_dir = Path(args.out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     try:

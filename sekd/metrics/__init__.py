@@ -68,4 +68,5 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
 }
 
 # How the report names them.
-DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR", "segsnr": "segSNR"}
+DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR", "segsnr": "segSNR",
+           "csig": "CSIG", "cbak": "CBAK", "covl": "COVL", "llr": "LLR", "wss": "WSS"}
