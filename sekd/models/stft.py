@@ -12,21 +12,26 @@ from torch import nn
 
 
 class STFT(nn.Module):
-    """Analysis/synthesis pair with a periodic Hann window (DCCRN's ConvSTFT layout).
+    """Analysis/synthesis pair with a periodic Hann window (DCCRN's ConvSTFT layout), or its
+    square root (``window="sqrt_hann"``, Uformer's).
 
     ``forward(x: [B, T]) -> [B, F, N]`` complex, ``F = n_fft // 2 + 1``;
     ``inverse(spec: [B, F, N], length) -> [B, length]``. Synthesis is weighted
     overlap-add normalised by the summed squared window, so ``inverse(forward(x)) == x``.
     """
 
-    def __init__(self, win_len: int = 400, hop: int = 100, n_fft: int = 512) -> None:
+    def __init__(self, win_len: int = 400, hop: int = 100, n_fft: int = 512, window: str = "hann") -> None:
         super().__init__()
         if n_fft < win_len:
             raise ValueError(f"n_fft ({n_fft}) must be >= win_len ({win_len})")
-        if win_len % hop:
-            raise ValueError(f"win_len ({win_len}) must be a multiple of hop ({hop})")
+        if not 0 < hop <= win_len // 2:
+            # Every sample must lie in at least two frames for the overlap-add to invert.
+            raise ValueError(f"hop ({hop}) must be in (0, win_len/2 = {win_len // 2}]")
+        if window not in ("hann", "sqrt_hann"):
+            raise ValueError(f"window must be hann or sqrt_hann, not {window!r}")
         self.win_len, self.hop, self.n_fft = win_len, hop, n_fft
-        self.register_buffer("window", torch.hann_window(win_len, periodic=True), persistent=False)
+        w = torch.hann_window(win_len, periodic=True)
+        self.register_buffer("window", w.sqrt() if window == "sqrt_hann" else w, persistent=False)
 
     def _padding(self, length: int) -> tuple[int, int]:
         left = self.win_len - self.hop
