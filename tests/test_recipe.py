@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 
-CONFS = sorted(p for p in (ROOT / "egs").glob("*/conf/*.yaml"))
+CONFS = sorted(p for pattern in ("*/conf/*.yaml", "*/conf/tuning/*.yaml") for p in (ROOT / "egs").glob(pattern))
 KD_CONFS = sorted(p for p in (ROOT / "egs").glob("*/conf/kd/*.yaml"))
 
 

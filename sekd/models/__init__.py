@@ -37,11 +37,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-from sekd.models import dccrn, manner, uformer  # noqa: E402  (importing a model module registers it)
+from sekd.models import dccrn, dpdcrn, manner, uformer  # noqa: E402  (importing a model module registers it)
 
 # Named paper-size configurations: preset name -> (model name, constructor arguments).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     **{k: ("dccrn", v) for k, v in dccrn.CONFIGS.items()},
+    **{k: ("dpdcrn", v) for k, v in dpdcrn.CONFIGS.items()},
     **{k: ("manner", v) for k, v in manner.CONFIGS.items()},
     **{k: ("uformer", v) for k, v in uformer.CONFIGS.items()},
 }

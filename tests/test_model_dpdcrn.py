@@ -1,0 +1,127 @@
+"""DPDCRN: paper sizes, shapes (1 and 4 channels), taps, causality, one training step, loss falls."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sekd.models.dpdcrn  # noqa: F401  (registers "dpdcrn")
+from sekd.distill.taps import FeatureTaps
+from sekd.models import MODELS, build_model, count_parameters
+from sekd.models.dpdcrn import CONFIGS
+from sekd.train.losses import SISNRLoss
+
+TINY = dict(channels=16, num_blocks=2)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("dpdcrn_teacher", 3.22e6),  # official DPDCRN_Tea (128 ch, 4 blocks): 3,218,118 here
+    ("dpdcrn_student", 0.60e6),  # official DPDCRN_Stu_M (64 ch, 1 block): 595,494 here
+])
+def test_paper_sizes(name, expected):
+    n = count_parameters(build_model("dpdcrn", **CONFIGS[name]))
+    assert abs(n - expected) / expected < 0.03, (name, n)
+    # the causal stand-ins (per-frame norms, masked attention) add no parameters
+    assert count_parameters(build_model("dpdcrn", **CONFIGS[name], causal=False)) == n
+
+
+def test_registry_and_attributes():
+    assert MODELS["dpdcrn"] is sekd.models.dpdcrn.DPDCRN
+    model = build_model("dpdcrn", **TINY)
+    assert model.causal is True and model.algorithmic_latency == 512
+    assert model.sample_rate == 16000 and model.in_channels == 1
+    assert build_model("dpdcrn", **TINY, causal=False).algorithmic_latency == -1
+    with pytest.raises(ValueError, match="n_fft"):
+        build_model("dpdcrn", n_fft=256, win_len=256, hop=128)
+    with pytest.raises(ValueError, match="input channel"):
+        model(torch.randn(1, 2, 1000))
+
+
+@pytest.mark.parametrize("in_channels,length", [(1, 4000), (1, 1237), (4, 3001), (8, 2048)])
+def test_shapes(in_channels, length):
+    torch.manual_seed(0)
+    model = build_model("dpdcrn", **TINY, in_channels=in_channels).eval()
+    x = torch.randn(2, in_channels, length)
+    with torch.no_grad():
+        y = model(x)
+        assert y.shape == (2, length) and torch.isfinite(y).all()
+        if in_channels == 1:
+            assert torch.equal(model(x[:, 0]), y)  # [B, T] is read as one channel
+        assert torch.allclose(model(x[1:]), y[1:], atol=1e-5)  # batch items independent
+
+
+def test_feature_taps():
+    model = build_model("dpdcrn", **TINY).eval()
+    paths = [f"encoder.{i}" for i in range(3)] + [f"decoder.{i}" for i in range(3)]
+    paths += ["dual_path", "dual_path.mid.0", "dual_path.mid.1", "dual_path.blocks.1"]
+    x = torch.randn(2, 1, 4000)
+    with FeatureTaps(model, paths) as taps, torch.no_grad():
+        model(x)
+    n, c = model.stft.num_frames(4000), TINY["channels"]
+    f = taps.features
+    assert f["encoder.0"].shape == (2, c, n, 129)
+    assert f["encoder.1"].shape == f["encoder.2"].shape == (2, c, n, 64)
+    assert f["dual_path.mid.0"].shape == f["dual_path.mid.1"].shape == (2, c, n, 64)
+    assert torch.equal(f["dual_path"], f["dual_path.mid.1"])  # the last readout feeds the decoder
+    assert f["dual_path.blocks.1"].shape == (2, c // 2, n, 64)
+    assert f["decoder.0"].shape == (2, c, n, 64)
+    assert f["decoder.1"].shape == (2, c, n, 129)
+    assert f["decoder.2"].shape == (2, 2, n, 257)
+
+
+@pytest.mark.parametrize("in_channels", [1, 4])
+def test_causal(in_channels):
+    """Perturbing the input from sample n0 on leaves outputs before n0 - win_len unchanged."""
+    torch.manual_seed(0)
+    model = build_model("dpdcrn", **TINY, in_channels=in_channels).eval()
+    x = torch.randn(1, in_channels, 8000)
+    n0 = 5000
+    x2 = x.clone()
+    x2[..., n0:] += torch.randn(in_channels, 8000 - n0)
+    with torch.no_grad():
+        y, y2 = model(x), model(x2)
+    latency = model.algorithmic_latency
+    assert torch.allclose(y[..., : n0 - latency], y2[..., : n0 - latency], atol=1e-6)
+    assert not torch.allclose(y[..., n0:], y2[..., n0:], atol=1e-3)
+
+
+def test_official_layout_is_not_causal():
+    """causal=False (utterance-level norms, unmasked time attention) sees the future."""
+    torch.manual_seed(0)
+    model = build_model("dpdcrn", **TINY, causal=False).eval()
+    x = torch.randn(1, 1, 8000)
+    x2 = x.clone()
+    x2[..., 5000:] += torch.randn(3000)
+    with torch.no_grad():
+        assert not torch.allclose(model(x)[..., :4000], model(x2)[..., :4000], atol=1e-6)
+
+
+@pytest.mark.parametrize("in_channels", [1, 4])
+def test_one_training_step_reaches_every_parameter(in_channels):
+    torch.manual_seed(0)
+    model = build_model("dpdcrn", **TINY, in_channels=in_channels).train()
+    clean = torch.randn(2, 1, 4000)
+    noisy = clean + 0.5 * torch.randn(2, in_channels, 4000)
+    loss = SISNRLoss()(model(noisy), clean[:, 0])
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing
+    zero = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    assert not zero, zero
+
+
+def test_loss_falls_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = build_model("dpdcrn", channels=16, num_blocks=1).train()
+    t = torch.arange(2000) / 16000
+    clean = torch.stack([torch.sin(2 * torch.pi * 440 * t), torch.sin(2 * torch.pi * 660 * t)])[:, None]
+    noisy = clean + 0.3 * torch.randn_like(clean)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = SISNRLoss()
+    losses = []
+    for _ in range(8):
+        opt.zero_grad()
+        loss = loss_fn(model(noisy), clean[:, 0])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 3.0, losses
