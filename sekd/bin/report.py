@@ -18,23 +18,22 @@ from pathlib import Path
 from sekd.metrics import DISPLAY
 
 ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
-_COST_CACHE: dict[str, float] = {}
+LOWER_IS_BETTER: set[str] = {"llr", "wss"}
+_COST_CACHE: dict[str, dict] = {}
 
 
-def macs_per_second(system_dir: Path) -> float | None:
-    """MACs per second of audio of a system's model, rebuilt from its config.yaml."""
+def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
+    """sekd-profile's figures for a system's model, rebuilt from its config.yaml."""
     conf = system_dir / "config.yaml"
     if not conf.exists():
         return None
     if str(conf) not in _COST_CACHE:
-        from sekd.models import build_model
-        from sekd.models.profile import macs_per_second as count
+        from sekd.models.profile import profile_model
         from sekd.train.config import yaml_load
 
         cfg = yaml_load(conf.read_text())
-        _COST_CACHE[str(conf)] = count(build_model(cfg["model"]["name"], **cfg["model"]["args"]), seconds=2.0)
+        _COST_CACHE[str(conf)] = profile_model(cfg["model"]["name"], cfg["model"]["args"], seconds=seconds)
     return _COST_CACHE[str(conf)]
-LOWER_IS_BETTER: set[str] = {"llr", "wss"}
 
 
 def collect(exp_dir: Path, test_set: str) -> list[dict]:
@@ -52,7 +51,7 @@ def collect(exp_dir: Path, test_set: str) -> list[dict]:
             "kd": ",".join(info.get("kd") or []),
             "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
             "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
-            "macs": macs_per_second(system_dir) if info_path.exists() else None,
+            "costs": model_costs(system_dir) if info_path.exists() else None,
             "num_utts": summary["num_utts"],
             "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
             "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
@@ -72,18 +71,25 @@ def table(rows: list[dict]) -> list[str]:
         vals = [r["metrics"].get(m) for r in rows if r["metrics"].get(m) is not None]
         if vals:
             best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
+    threads = next((r["costs"]["threads"] for r in rows if r["costs"]), "all")
     head = (["System", "Role", "KD (teacher)", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
-            + ["RTF (CPU)"])
+            + ["RTF 1 thread", f"RTF {threads} threads", "Peak mem (MiB)", "Latency (ms)", "RTF enhance"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-", _fmt_params(r["params"]),
-                 "-" if r["macs"] is None else f"{r['macs'] / 1e9:.3f}"]
+                 "-" if r["costs"] is None else f"{r['costs']['macs_per_s'] / 1e9:.3f}"]
         for m in metrics:
             v = r["metrics"].get(m)
             text = "n/a" if v is None else (f"{v:.2f}" if m == "sisdr" else f"{v:.3f}")
             if r["failed"].get(m):
                 text += f" ({r['failed'][m]} failed)"
             cells.append(f"**{text}**" if v is not None and v == best.get(m) else text)
+        c = r["costs"]
+        if c is None:
+            cells += ["-"] * 4
+        else:
+            cells += [f"{c['rtf_1thread']:.3f}", f"{c['rtf_all_threads']:.3f}", f"{c['peak_mem_mib']:.0f}",
+                      "-" if c["latency_ms"] is None else f"{c['latency_ms']:.1f}"]
         cells.append("-" if r["rtf"] is None else f"{r['rtf']:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -108,11 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows) + [""]
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
-                             "teacher": r["teacher"], "params": r["params"], "macs_per_s": r["macs"], "rtf": r["rtf"],
+                             "teacher": r["teacher"], "params": r["params"], "rtf_enhance": r["rtf"],
+                             **{k: v for k, v in (r["costs"] or {}).items() if k not in ("model", "params")},
                              **r["metrics"]})
-    lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB; GMAC/s: multiply-accumulates per "
-              "second of 16 kHz audio (recurrent layers included, sekd.models.profile); RTF: enhancement time of "
-              "the test set (one thread, file I/O included) / audio duration.", ""]
+    lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB. Costs from sekd-profile on this "
+              "machine: GMAC/s = multiply-accumulates per second of 16 kHz audio (recurrent and attention layers "
+              "included); RTF = forward time / audio duration on 2 s of input; peak memory of one forward pass; "
+              "latency = window + look-ahead of causal models. RTF enhance: the enhancement stage over the test "
+              "set (one thread, file I/O included).", ""]
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(out)

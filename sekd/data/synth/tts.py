@@ -12,8 +12,11 @@ Determinism. eSpeak keeps synthesis state in C ``static`` variables (the pitch-f
 phase, the automatic gain control, the roughness cycle counter, breath and Klatt filter
 memories, and its random generator), and neither ``espeak_Terminate`` nor
 ``espeak_Initialize`` resets them: the same text spoken twice in one process comes out
-different. So :class:`Espeak` unloads and reloads the library (``dlclose``/``dlopen``,
-about 2 ms) and seeds its generator (``espeak_ng_SetRandSeed``) before every utterance.
+different. The Klatt voices also draw noise from the C library's ``rand()``. So before
+every utterance :class:`Espeak` unloads and reloads the library (``dlclose``/``dlopen``,
+about 2 ms), seeds eSpeak's generator (``espeak_ng_SetRandSeed``) and reseeds libc's
+(``srand``; a side effect on the process, harmless to Python and numpy, which do not
+use it).
 An utterance is then a pure function of (text, voice, rate, pitch, range, seed), whatever
 was synthesized before it and in whichever process, which is what lets the corpus be
 built in parallel and still be byte-identical. The library is process-global, so one
@@ -198,6 +201,7 @@ class _LibraryBackend:
         self._callback = _SYNTH_CALLBACK(self._on_samples)  # kept alive for the library
         self._lib: ctypes.CDLL | None = None
         self.sample_rate = 0
+        self._srand = _libc_srand()
         self._load()
 
     def _on_samples(self, wav, num_samples, events) -> int:  # noqa: ANN001 (C callback)
@@ -252,6 +256,8 @@ class _LibraryBackend:
         lib = self._lib
         if self._has_seed:
             lib.espeak_ng_SetRandSeed(int(seed) & 0x7FFFFFFF)
+        if self._srand is not None:
+            self._srand(int(seed) & 0xFFFFFFFF)
         if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
             raise EspeakError(f"eSpeak NG has no voice {voice!r}")
         for param, value in ((_ESPEAK_RATE, rate), (_ESPEAK_PITCH, pitch), (_ESPEAK_RANGE, pitch_range)):
@@ -264,6 +270,24 @@ class _LibraryBackend:
             raise EspeakError(f"espeak_Synth failed ({err}) for {text!r}")
         chunks, self._chunks = self._chunks, []
         return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_library_backend(library_path: str | None, data_path: str | None) -> _LibraryBackend:
+    """One binding per library: a second ``dlopen`` handle would keep the library (and its
+    state) loaded across the other's reloads."""
+    return _LibraryBackend(library_path, data_path)
+
+
+def _libc_srand():  # noqa: ANN202
+    """libc's ``srand`` (the Klatt voices use ``rand()``), or None where it cannot be found."""
+    try:
+        srand = ctypes.CDLL(None).srand
+    except (OSError, AttributeError):
+        return None
+    srand.argtypes = [ctypes.c_uint]
+    srand.restype = None
+    return srand
 
 
 def _dlclose(lib: ctypes.CDLL) -> None:
@@ -341,7 +365,7 @@ class Espeak:
         with self._lock:
             if backend in ("auto", "library"):
                 try:
-                    self._impl = _LibraryBackend(library_path, data_path)
+                    self._impl = _shared_library_backend(library_path, data_path)
                     self.backend = "library"
                     return
                 except EspeakError as e:
