@@ -99,3 +99,13 @@ def test_failed_stage_leaves_no_marker(tmp_path):
     assert proc.returncode != 0
     assert "unknown config key 'train.no_such_key'" in proc.stdout + proc.stderr
     assert (data / ".done").exists() and not (exp / "teacher" / ".done").exists()
+
+
+def test_paper_size_configs_match_presets():
+    """egs/TEMPLATE/conf/<preset>.yaml is exactly the preset whose size the model tests check."""
+    from sekd.models import PRESETS
+    from sekd.train.config import build_config
+
+    for preset, (name, args) in PRESETS.items():
+        cfg = build_config([ROOT / "egs" / "TEMPLATE" / "conf" / f"{preset.replace('.', '_')}.yaml"])
+        assert cfg["model"] == {"name": name, "args": args}, preset
