@@ -64,3 +64,31 @@ def write_config(path: Path, **sections) -> Path:
         cfg.setdefault(k, {}).update(v)
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def sisnr_steps(model, noisy, clean, steps: int, lr: float = 3e-3) -> list[float]:
+    """Adam steps of the SI-SNR loss on one fixed batch; the loss of each step (dB, negated)."""
+    import torch
+
+    from sekd.train.losses import SISNRLoss
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = SISNRLoss()
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(model(noisy), clean)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def assert_gradients_everywhere(model) -> None:
+    """After a backward pass: every parameter has a finite, non-zero gradient."""
+    import torch
+
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing
+    zero = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    assert not zero, zero

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import assert_gradients_everywhere, sisnr_steps
+
 import sekd.models.manner  # noqa: F401  (registers "manner")
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
@@ -96,10 +98,7 @@ def test_one_training_step_reaches_every_parameter():
     noisy = clean + 0.5 * torch.randn_like(clean)
     loss = SISNRLoss()(model(noisy), clean[:, 0])
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing, missing
-    zero = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
-    assert not zero, zero
+    assert_gradients_everywhere(model)
 
 
 def test_loss_falls_on_a_fixed_batch():
@@ -108,13 +107,5 @@ def test_loss_falls_on_a_fixed_batch():
     t = torch.arange(2000) / 16000
     clean = torch.stack([torch.sin(2 * torch.pi * 440 * t), torch.sin(2 * torch.pi * 660 * t)])[:, None]
     noisy = clean + 0.3 * torch.randn_like(clean)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loss_fn = SISNRLoss()
-    losses = []
-    for _ in range(15):
-        opt.zero_grad()
-        loss = loss_fn(model(noisy), clean[:, 0])
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = sisnr_steps(model, noisy, clean[:, 0], 15, lr=3e-3)
     assert losses[-1] < losses[0] - 3.0, losses

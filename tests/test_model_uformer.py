@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import assert_gradients_everywhere, sisnr_steps
+
 import sekd.models.uformer  # noqa: F401  (registers "uformer")
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
@@ -115,13 +117,5 @@ def test_loss_falls_on_tiny_batch():
     clean = torch.stack([torch.sin(2 * torch.pi * f0 * t) * (0.5 + 0.5 * torch.sin(2 * torch.pi * 4 * t))
                          for f0 in (180.0, 260.0)])
     noisy = clean + 0.5 * torch.randn(2, 8000)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loss_fn = SISNRLoss()
-    losses = []
-    for _ in range(25):
-        opt.zero_grad()
-        loss = loss_fn(model(noisy), clean)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = sisnr_steps(model, noisy, clean, 25, lr=3e-3)
     assert min(losses[-5:]) < losses[0] - 1.0, losses
