@@ -37,6 +37,7 @@ setup(
         "pyyaml>=6.0",
         "tqdm>=4.60",
         "espeakng-loader>=0.2.4",
+        "threadpoolctl>=3.1",
     ],
     extras_require={"test": ["pytest>=7.4", "pytest-timeout>=2.2"]},
     entry_points={"console_scripts": [f"{k}={v}" for k, v in ENTRYPOINTS.items()]},

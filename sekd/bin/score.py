@@ -68,6 +68,20 @@ def score_one(job: tuple[str, Entry, Entry, list[str], int]) -> tuple[str, dict[
     return key, values, errors
 
 
+def _one_thread() -> None:
+    """Each scoring process computes on one thread: --nj processes, not BLAS threads, use the
+    cores (BLAS threads in every worker oversubscribe the CPU and undo the speed-up)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
 def summarize(per_utt: dict[str, dict[str, float]], metrics: list[str]) -> dict:
     out = {"num_utts": len(per_utt), "metrics": {}}
     for name in metrics:
@@ -105,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(ests[missing[0]].where, f"utterance {missing[0]!r} has no reference in {args.ref_scp}")
         jobs = [(k, refs[k], ests[k], metrics, args.ref_channel) for k in sorted(ests)]
         if args.nj > 1:
-            with get_context("fork").Pool(args.nj) as pool:
+            with get_context("fork").Pool(args.nj, initializer=_one_thread) as pool:
                 results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 8)))
         else:
+            _one_thread()
             results = [score_one(j) for j in jobs]
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
