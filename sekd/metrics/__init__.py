@@ -7,7 +7,9 @@
 - ``segsnr``: segmental SNR in dB as in Loizou's composite.m (``sekd.metrics.composite``,
   which also has LLR, WSS and the composite CSIG/CBAK/COVL).
 
-All take mono float arrays of equal length at ``rate`` Hz. PESQ needs 8 or 16 kHz.
+Speaker verification: ``sekd.metrics.verification`` (EER, minDCF from trial scores).
+
+All enhancement metrics take mono float arrays of equal length at ``rate`` Hz. PESQ needs 8 or 16 kHz.
 """
 from __future__ import annotations
 
