@@ -38,6 +38,7 @@ setup(
         "tqdm>=4.60",
         "espeakng-loader>=0.2.4",
         "threadpoolctl>=3.1",
+        "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest>=7.4", "pytest-timeout>=2.2"]},
     entry_points={"console_scripts": [f"{k}={v}" for k, v in ENTRYPOINTS.items()]},

@@ -74,6 +74,8 @@ def test_mini_recipe_end_to_end(tmp_path):
         assert len((exp / system / "enhanced" / "test" / "wav.scp").read_text().splitlines()) == 4
         assert (exp / system / "scoring" / "test" / "pesq_wb.scp").exists()
     assert (exp / "tensorboard" / "teacher").is_dir()
+    for png in ("kd_gain_test.png", "spectrogram_test.png"):  # shown inline in RESULTS.md
+        assert (exp / "plots" / png).stat().st_size > 10_000 and f"](plots/{png})" in results
 
     # A second run finds every step done and only redoes the report.
     start = time.time()

@@ -161,6 +161,6 @@ fi
 
 if run_stage 8; then
   log "stage 8: report"
-  python -m sekd.bin.report --exp_dir "${exp}" --sets "$(echo "${test_sets}" | tr ' ' ',')"
+  python -m sekd.bin.report --exp_dir "${exp}" --sets "$(echo "${test_sets}" | tr ' ' ',')" --data_dir "${datadir}"
   log "wrote ${exp}/RESULTS.md"
 fi

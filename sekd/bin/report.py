@@ -95,12 +95,46 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _plots(exp_dir: Path, md_dir: Path, test_set: str, rows: list[dict], data_dir: str | None,
+           utt: str | None) -> list[str]:
+    """Draw the set's plots; return the Markdown lines that show them."""
+    import os
+
+    from sekd.bin.plots import kd_gain_chart, spectrogram_panel
+
+    lines = []
+    chart = kd_gain_chart(rows, exp_dir / "plots" / f"kd_gain_{test_set}.png")
+    if chart:
+        lines += [f"![Gain of each KD student over the baseline student]({os.path.relpath(chart, md_dir)})", ""]
+    if data_dir:
+        from sekd.data import read_scp
+        from sekd.data.audio import load_audio
+
+        set_dir = Path(data_dir) / test_set
+        noisy, clean = read_scp(set_dir / "wav.scp"), read_scp(set_dir / "spk1.scp")
+        key = utt or sorted(noisy)[0]
+        signals = [("noisy", load_audio(noisy[key].value)), ("clean", load_audio(clean[key].value))]
+        for r in rows:
+            scp = exp_dir / r["system"] / "enhanced" / test_set / "wav.scp"
+            if r["role"] != "noisy" and scp.exists():
+                signals.append((f"{r['system']} ({r['role']})", load_audio(read_scp(scp)[key].value)))
+        rate = signals[0][1][1]
+        panel = spectrogram_panel([(n, x[0]) for n, (x, _) in signals], rate,
+                                  exp_dir / "plots" / f"spectrogram_{test_set}.png", f"{test_set}: {key}")
+        lines += [f"![Spectrograms of {key}]({os.path.relpath(panel, md_dir)})", ""]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", default="exp")
     parser.add_argument("--sets", default="test", help="comma-separated test sets")
     parser.add_argument("--out", default=None, help="default: <exp_dir>/RESULTS.md")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--data_dir", default=None,
+                        help="root of the data dirs (<data_dir>/<set>/wav.scp): enables the spectrogram panel")
+    parser.add_argument("--utt", default=None, help="utterance of the spectrogram panel (default: the first)")
+    parser.add_argument("--no_plots", action="store_true")
     args = parser.parse_args(argv)
     exp_dir = Path(args.exp_dir)
     out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
@@ -112,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
         lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows) + [""]
+        if not args.no_plots:
+            lines += _plots(exp_dir, out.parent, test_set, rows, args.data_dir, args.utt)
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
                              "teacher": r["teacher"], "params": r["params"], "rtf_enhance": r["rtf"],
@@ -122,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
               "included); RTF = forward time / audio duration on 2 s of input; peak memory of one forward pass; "
               "latency = window + look-ahead of causal models. RTF enhance: the enhancement stage over the test "
               "set (one thread, file I/O included).", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(out)
