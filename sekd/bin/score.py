@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sekd.data import DataError, read_scp
-from sekd.data.audio import load_audio
-from sekd.data.kaldi_dir import Entry
+from sekd.data.kaldi_dir import Entry, read_entry
 from sekd.metrics import DISPLAY, METRICS
 
 # Computed together by sekd.metrics.composite (reusing the utterance's PESQ-WB when scored).
@@ -32,10 +31,7 @@ KNOWN = list(METRICS) + list(COMPOSITE)
 
 
 def _load(entry: Entry, key: str, channel: int) -> tuple[np.ndarray, int]:
-    try:
-        data, rate = load_audio(entry.value)
-    except Exception as exc:
-        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
+    data, rate = read_entry(entry, key)
     return data[min(channel, data.shape[0] - 1)].astype(np.float64), rate
 
 

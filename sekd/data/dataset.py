@@ -9,27 +9,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sekd.data.audio import audio_info, load_audio
 from sekd.data.errors import DataError
-from sekd.data.kaldi_dir import DataDir, Entry
+from sekd.data.kaldi_dir import DataDir, Entry, entry_info, read_entry
 
 
 def _read(entry: Entry, key: str, sample_rate: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-    try:
-        data, rate = load_audio(entry.value, start, stop)
-    except Exception as exc:
-        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
+    data, rate = read_entry(entry, key, start, stop)
     if rate != sample_rate:
         raise DataError(entry.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz "
                         f"({entry.value})")
     return data
-
-
-def _length(entry: Entry, key: str) -> int:
-    try:
-        return audio_info(entry.value)[2]
-    except Exception as exc:
-        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
 
 
 class _Base(Dataset):
@@ -75,8 +64,8 @@ class CropDataset(_Base):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = self.data.utt_ids[index]
         if key not in self._lengths:
-            noisy_len = _length(self.data.wav[key], key)
-            ref_len = _length(self.data.ref[key], key)
+            noisy_len = entry_info(self.data.wav[key], key)[2]
+            ref_len = entry_info(self.data.ref[key], key)[2]
             if noisy_len != ref_len:
                 raise DataError(self.data.ref[key].where, f"utterance {key!r}: reference has {ref_len} samples, "
                                 f"input has {noisy_len} ({self.data.ref[key].value} vs {self.data.wav[key].value})")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sekd.data.audio import audio_info, is_plain_path
+import numpy as np
+
+from sekd.data.audio import audio_info, is_plain_path, load_audio
 from sekd.data.errors import DataError
 
 
@@ -111,7 +113,7 @@ class DataDir:
         """Open every audio header: rate, channel count, readable, noisy/clean lengths equal."""
         for key in self.utt_ids:
             noisy = self.wav[key]
-            rate, chans, frames = _info(noisy, key)
+            rate, chans, frames = entry_info(noisy, key)
             if rate != sample_rate:
                 raise DataError(noisy.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz "
                                 f"({noisy.value})")
@@ -120,7 +122,7 @@ class DataDir:
             if self.ref is None:
                 continue
             ref = self.ref[key]
-            ref_rate, _, ref_frames = _info(ref, key)
+            ref_rate, _, ref_frames = entry_info(ref, key)
             if ref_rate != rate:
                 raise DataError(ref.where, f"utterance {key!r}: sample rate {ref_rate} Hz of the reference differs "
                                 f"from {rate} Hz of the input ({ref.value} vs {noisy.value})")
@@ -129,8 +131,17 @@ class DataDir:
                                 f"{frames} ({ref.value} vs {noisy.value})")
 
 
-def _info(entry: Entry, key: str) -> tuple[int, int, int]:
+def entry_info(entry: Entry, key: str) -> tuple[int, int, int]:
+    """``(rate, channels, frames)`` of an scp entry; unreadable audio is a DataError at its line."""
     try:
         return audio_info(entry.value)
     except Exception as exc:  # soundfile/kaldiio raise many types
+        raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None
+
+
+def read_entry(entry: Entry, key: str, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Samples ``[start, stop)`` of an scp entry as float32 ``[C, T]`` and the rate; errors name the line."""
+    try:
+        return load_audio(entry.value, start, stop)
+    except Exception as exc:
         raise DataError(entry.where, f"utterance {key!r}: unreadable audio {entry.value}: {exc}") from None

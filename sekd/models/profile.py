@@ -9,8 +9,9 @@ own count is replaced by the formula:
 
 - LSTM: ``4 H (I + H)`` MACs per step, layer and direction (plus ``H P`` with a projection);
 - GRU: ``3 H (I + H)``;
-- MultiheadAttention: ``L (2 E_q E + 2 E_kv E) + 2 L S E``... written out in
-  ``_mha_macs`` (Q/K/V and output projections plus the two attention matmuls).
+- MultiheadAttention (query length ``L``, key length ``S``, width ``E``): Q and output
+  projections ``2 L E^2``, K/V projections ``S E (k_dim + v_dim)``, and the two attention
+  matmuls ``2 L S E``.
 
 Element-wise operations (activations, masks, norms) are not counted, as is usual.
 """
@@ -51,7 +52,7 @@ def _rnn_macs(module: nn.Module, inputs: tuple) -> int:
     return macs * steps_times_batch
 
 
-def _mha_macs(module: nn.MultiheadAttention, inputs: tuple, kwargs: dict) -> int:
+def _mha_macs(module: nn.MultiheadAttention, inputs: tuple) -> int:
     q, k = inputs[0], inputs[1]
     bf = module.batch_first
     if q.dim() == 2:
@@ -60,11 +61,9 @@ def _mha_macs(module: nn.MultiheadAttention, inputs: tuple, kwargs: dict) -> int
         lq, lk = (q.shape[1], k.shape[1]) if bf else (q.shape[0], k.shape[0])
         batch = q.shape[0] if bf else q.shape[1]
     e = module.embed_dim
-    proj = lq * e * e + 2 * lk * e * module.kdim if module.kdim == module.vdim else \
-        lq * e * e + lk * e * (module.kdim + module.vdim)
+    proj = 2 * lq * e * e + lk * e * (module.kdim + module.vdim)
     attn = 2 * lq * lk * e
-    out = lq * e * e
-    return int(batch * (proj + attn + out))
+    return int(batch * (proj + attn))
 
 
 def count_macs(model: nn.Module, inputs: torch.Tensor) -> int:
@@ -83,16 +82,15 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> int:
         extra["counted_flops"] += counter.get_total_flops() - stack.pop()
         extra["macs"] += _rnn_macs(module, inputs)
 
-    def post_mha(module, inputs, kwargs, _output):
+    def post_mha(module, inputs, _output):
         extra["counted_flops"] += counter.get_total_flops() - stack.pop()
-        extra["macs"] += _mha_macs(module, inputs, kwargs)
+        extra["macs"] += _mha_macs(module, inputs)
 
     for module in model.modules():
         if isinstance(module, RECURRENT):
             handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post_rnn)]
         elif isinstance(module, nn.MultiheadAttention):
-            handles += [module.register_forward_pre_hook(pre),
-                        module.register_forward_hook(post_mha, with_kwargs=True)]
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post_mha)]
     try:
         with torch.no_grad(), counter:
             model(inputs)
