@@ -28,13 +28,54 @@ def test_config_builds(conf):
 
 @pytest.mark.parametrize("conf", KD_CONFS, ids=lambda p: str(p.relative_to(ROOT / "egs")))
 def test_kd_config_builds(conf):
-    from sekd.distill import build_kd_term
-    from sekd.train.config import build_config
+    """Dry run of a KD config with the teacher and student it names: every tapped module exists,
+    the layouts fit, and the terms give a finite loss on 0.5 s of audio."""
+    import torch
 
-    cfg = build_config([conf.parents[1] / "student.yaml", conf])
+    from sekd.distill import KDContext, build_kd_term
+    from sekd.distill.taps import FeatureTaps
+    from sekd.models import build_model
+    from sekd.train.config import build_config, load_yaml
+
+    recipe = conf.parents[2]
+    kd = load_yaml(conf)["kd"]
+    student_conf = recipe / (kd.get("student_config") or "conf/student.yaml")
+    teacher_conf = recipe / (kd.get("teacher_config") or "conf/teacher.yaml")
+    cfg = build_config([student_conf, conf])
     assert cfg["kd"]["terms"], f"{conf} lists no KD terms"
-    for term in cfg["kd"]["terms"]:
-        build_kd_term(term["name"], **term.get("args", {}))
+    models = {}
+    for role, path in (("student", student_conf), ("teacher", teacher_conf)):
+        mcfg = build_config([path])["model"]
+        models[role] = build_model(mcfg["name"], **mcfg["args"]).eval()
+    x = 0.1 * torch.randn(2, 1, 8000)
+    for term_cfg in cfg["kd"]["terms"]:
+        term = build_kd_term(term_cfg["name"], **term_cfg.get("args", {}))
+        with FeatureTaps(models["student"], term.student_taps()) as s, torch.no_grad():
+            est = models["student"](x)
+        with FeatureTaps(models["teacher"], term.teacher_taps()) as t, torch.no_grad():
+            t_est = models["teacher"](x)
+        with torch.no_grad():
+            assert torch.isfinite(term(KDContext(x, x[:, 0], est, t_est, s.features, t.features)))
+
+
+def test_kd_plan_pairs_the_named_systems(tmp_path, monkeypatch):
+    from sekd.bin.plan import main
+
+    conf = ROOT / "egs" / "mini" / "conf"
+    monkeypatch.chdir(conf.parent)
+    rows = subprocess.run([sys.executable, "-m", "sekd.bin.plan", "--teacher_config", "conf/teacher.yaml",
+                           "--student_config", "conf/student.yaml", "--kd_configs", "all", "--seeds", "0,3"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    fields = [r.split("\t") for r in rows]
+    assert [f[1] for f in fields if f[0] == "teacher"][0] == "teacher"
+    assert len([f for f in fields if f[0] == "kd"]) == 2 * len(list((conf / "kd").glob("*.yaml")))
+    atkl = {f[2]: f for f in fields if f[1].startswith("student_kd_atkl")}
+    assert atkl["0"][1:] == ["student_kd_atkl", "0", "conf/student.yaml", "conf/kd/atkl.yaml", "teacher_uformer"]
+    assert atkl["3"][1] == "student_kd_atkl_seed3"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kd:\n  teacher_config: conf/nope.yaml\n  terms: [{name: output}]\n")
+    assert main(["--teacher_config", "conf/teacher.yaml", "--student_config", "conf/student.yaml",
+                 "--kd_configs", str(bad)]) == 2
 
 
 def test_mini_teacher_student_ratio():
@@ -62,14 +103,23 @@ def test_mini_recipe_end_to_end(tmp_path):
     args = ["--datadir", str(data), "--exp", str(exp),
             "--data_opts", "--num_train 16 --num_valid 4 --num_test 4 --num_train_speakers 4 "
                            "--num_valid_speakers 2 --num_test_speakers 2 --nj 1",
-            "--train_opts", "--train.max_epochs 1 --data.batch_size 4 --data.segment 1.0 --train.num_threads 1"]
+            "--train_opts", "--train.max_epochs 1 --data.batch_size 4 --data.segment 1.0 --train.num_threads 1",
+            # two KD methods with different teachers (atkl names the Uformer one), two seeds of the students
+            "--kd_configs", "conf/kd/output.yaml conf/kd/atkl.yaml", "--seeds", "0,1"]
     proc = _run(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = (exp / "RESULTS.md").read_text()
-    rows = [line for line in results.splitlines() if line.startswith("| ") and "System" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["noisy", "teacher", "student", "student_kd_output"]
+    lines = results.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| System"))
+    rows = [line.split(" | ") for line in lines[head + 2:] if line.startswith("| ")][:6]
+    assert [r[0][2:] for r in rows] == ["noisy", "teacher", "teacher_uformer", "student", "student_kd_atkl",
+                                        "student_kd_output"]
+    assert [r[3] for r in rows] == ["-", "1", "1", "2", "2", "2"]  # seeds per system
+    assert rows[4][2] == "atkl,output (teacher_uformer)" and "(student)" in rows[4][-7]  # its own baseline
     assert "4 utterances" in results and (exp / "RESULTS.csv").exists()
-    for system in ("teacher", "student", "student_kd_output"):
+    assert "| student_kd_atkl | teacher_uformer | student |" in results  # the KD comparison table
+    assert (exp / "student_kd_atkl_seed1" / ".done").exists()
+    for system in ("teacher", "teacher_uformer", "student", "student_kd_output", "student_kd_atkl_seed1"):
         assert (exp / system / ".done").exists()
         assert len((exp / system / "enhanced" / "test" / "wav.scp").read_text().splitlines()) == 4
         assert (exp / system / "scoring" / "test" / "pesq_wb.scp").exists()

@@ -135,3 +135,47 @@ def test_kd_without_teacher_is_an_error(tmp_path, tiny_data):
     proc = _train(tmp_path, tiny_data, tmp_path / "x", ["--kd.terms", "[{name: output}]"])
     out = proc.communicate(timeout=120)[0].decode()
     assert proc.returncode == 1 and "kd.terms need a teacher checkpoint" in out
+
+
+def test_kd_adapters_train_with_the_student_and_resume(tmp_path, tiny_data):
+    """Adapters made at the first batch are in the optimizer, change during training, are saved in
+    last.pt (restored on resume) and are not part of the student's best.pt."""
+    from sekd.train.trainer import Trainer
+
+    write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    Trainer(build_config([tmp_path / "c.yaml"]), *map(str, tiny_data), str(tmp_path / "t"), role="teacher").run()
+    terms = ("[{name: fitnet, weight: 1.0, args: {student_layers: [encoder.1, encoder.2], "
+             "teacher_layers: [encoder.1, encoder.2]}}]")
+    overrides = ["--kd.teacher", str(tmp_path / "t/checkpoints/best.pt"), "--kd.terms", terms,
+                 "--model.args.channels", "[2, 4, 4]"]  # a narrower student: the adapters map 4 -> 8 channels
+    student = Trainer(build_config([tmp_path / "c.yaml"], overrides), *map(str, tiny_data), str(tmp_path / "s"))
+    adapters = dict(student.kd_terms.named_parameters())
+    assert adapters and adapters["0.adapters.1.weight"].shape[:2] == (8, 4)
+    in_optimizer = {id(p) for group in student.optimizer.param_groups for p in group["params"]}
+    assert all(id(p) in in_optimizer for p in adapters.values())
+    before = {k: v.detach().clone() for k, v in adapters.items()}
+    student.run()
+    assert all(not torch.equal(before[k], v) for k, v in student.kd_terms.named_parameters())
+    best = torch.load(tmp_path / "s/checkpoints/best.pt", weights_only=False)
+    assert not any("adapters" in k for k in best["state_dict"])
+    resumed = Trainer(build_config([tmp_path / "c.yaml"], overrides), *map(str, tiny_data), str(tmp_path / "s"))
+    assert resumed.resume()
+    for k, v in resumed.kd_terms.named_parameters():
+        torch.testing.assert_close(v, dict(student.kd_terms.named_parameters())[k])
+
+
+def test_kd_config_errors_name_the_term(tmp_path, tiny_data):
+    write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    from sekd.train.trainer import Trainer
+
+    Trainer(build_config([tmp_path / "c.yaml"]), *map(str, tiny_data), str(tmp_path / "t"), role="teacher").run()
+    teacher = str(tmp_path / "t/checkpoints/best.pt")
+    bad_path = "[{name: at, args: {student_layers: [encoder.9], teacher_layers: [encoder.1]}}]"
+    proc = _train(tmp_path, tiny_data, tmp_path / "x", ["--kd.teacher", teacher, "--kd.terms", bad_path])
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 1 and "do not fit student dccrn" in out and "no module named 'encoder.9'" in out
+    bad_arg = "[{name: at, args: {student_layers: [encoder.1], teacher_layers: [encoder.1], p: 2, q: 1}}]"
+    proc = _train(tmp_path, tiny_data, tmp_path / "y", ["--kd.teacher", teacher, "--kd.terms", bad_arg])
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 1 and "kd.terms[0] (at)" in out and "'q'" in out
+    assert not (tmp_path / "x" / "checkpoints").exists()

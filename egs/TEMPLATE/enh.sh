@@ -4,9 +4,9 @@
 # Stages (each skips work already done: a .done marker per step):
 #   1 data         local/data.sh makes Kaldi-style data dirs
 #   2 validate     utils/validate_data_dir.sh (text files) + sekd.bin.check_data (audio headers)
-#   3 teacher      train the teacher
-#   4 student      train the baseline student (no KD)
-#   5 distill      one distilled student per KD config in --kd_configs
+#   3 teacher      train the teacher(s): --teacher_config and those the KD configs name
+#   4 student      train the baseline student(s) (no KD), once per seed
+#   5 distill      one distilled student per KD config in --kd_configs, once per seed
 #   6 enhance      every system on every test set
 #   7 score        the noisy input and every system
 #   8 report       exp/RESULTS.md
@@ -28,7 +28,8 @@ test_sets="test"
 sample_rate=16000
 teacher_config=conf/teacher.yaml
 student_config=conf/student.yaml
-kd_configs="conf/kd/output.yaml"   # space-separated; one distilled student each
+kd_configs="conf/kd/output.yaml"   # space-separated, or "all" (conf/kd/*.yaml); one distilled student each
+seeds=0                        # seeds of the students, e.g. "0,1,2" (the report shows mean and spread)
 train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
 teacher_opts=""                # ... for the teacher only
 student_opts=""                # ... for the students (baseline and KD)
@@ -57,13 +58,11 @@ job() {  # <cmd> <log> <command...>
   fi
 }
 
-kd_name() { basename "$1" .yaml; }
-
-systems() {
-  echo teacher student
-  local conf
-  for conf in ${kd_configs}; do echo "student_kd_$(kd_name "${conf}")"; done
-}
+# The systems to train (sekd.bin.plan): "<kind> <system> <seed> <config> [<kd config> <teacher>]".
+plan=$(python -m sekd.bin.plan --teacher_config "${teacher_config}" --student_config "${student_config}" \
+  --kd_configs "${kd_configs}" --seeds "${seeds}")
+plan_of() { echo "${plan}" | awk -F '\t' -v k="$1" '$1 == k'; }
+systems() { echo "${plan}" | cut -f 2; }
 
 train_system() {  # <name> <role> <command...>
   local name=$1 role=$2 dir="${exp}/$1"
@@ -103,24 +102,29 @@ if run_stage 2; then
 fi
 
 if run_stage 3; then
-  log "stage 3: teacher"
-  # shellcheck disable=SC2086  # *_opts hold several overrides
-  train_system teacher teacher python -m sekd.bin.train --config "${teacher_config}" ${train_opts} ${teacher_opts}
+  while IFS=$'\t' read -r -u 3 _ name _ conf; do
+    log "stage 3: teacher ${name} (${conf})"
+    # shellcheck disable=SC2086  # *_opts hold several overrides
+    train_system "${name}" teacher python -m sekd.bin.train --config "${conf}" ${train_opts} ${teacher_opts}
+  done 3< <(plan_of teacher)
 fi
 
 if run_stage 4; then
-  log "stage 4: baseline student (no KD)"
-  # shellcheck disable=SC2086
-  train_system student student python -m sekd.bin.train --config "${student_config}" ${train_opts} ${student_opts}
+  while IFS=$'\t' read -r -u 3 _ name seed conf; do
+    log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+    # shellcheck disable=SC2086
+    train_system "${name}" student python -m sekd.bin.train --config "${conf}" ${train_opts} ${student_opts} \
+      --train.seed "${seed}"
+  done 3< <(plan_of student)
 fi
 
 if run_stage 5; then
-  for conf in ${kd_configs}; do
-    log "stage 5: distillation with ${conf}"
+  while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
+    log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
     # shellcheck disable=SC2086
-    train_system "student_kd_$(kd_name "${conf}")" kd python -m sekd.bin.distill --config "${student_config}" \
-      --kd_config "${conf}" --teacher "${exp}/teacher/checkpoints/best.pt" ${train_opts} ${student_opts}
-  done
+    train_system "${name}" kd python -m sekd.bin.distill --config "${conf}" --kd_config "${kd}" \
+      --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
+  done 3< <(plan_of kd)
 fi
 
 if run_stage 6; then

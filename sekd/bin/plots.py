@@ -21,24 +21,27 @@ def _pyplot():
 
 
 def kd_gain_chart(rows: list[dict], out: Path) -> Path | None:
-    """Bars: each KD student's (and the teacher's) metric minus the baseline student's."""
-    base = next((r for r in rows if r["role"] == "student"), None)
-    others = [r for r in rows if r["role"] in ("kd", "teacher")]
-    if base is None or not others:
+    """Bars: each KD student's metric minus its own baseline student's (``sekd.bin.report.gains``)."""
+    from sekd.bin.report import gains
+
+    kd_rows = [r for r in rows if r["role"] == "kd" and r.get("baseline")]
+    if not kd_rows:
         return None
-    metrics = [m for m in base["metrics"] if base["metrics"][m] is not None]
+    metrics = list(dict.fromkeys(m for r in kd_rows for m in r["metrics"] if r["metrics"][m] is not None))
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), squeeze=False)
+    names = [r["system"].replace("student_kd_", "") for r in kd_rows]
     for ax, m in zip(axes[0], metrics):
-        names = [r["system"] for r in others]
-        gains = [(r["metrics"].get(m) or np.nan) - base["metrics"][m] for r in others]
-        colors = ["tab:gray" if r["role"] == "teacher" else ("tab:green" if g >= 0 else "tab:red")
-                  for r, g in zip(others, gains)]
-        ax.bar(range(len(names)), gains, color=colors)
+        values = [gains(r, rows, m)[0] for r in kd_rows]
+        values = [np.nan if v is None else v for v in values]
+        spread = [r.get("spread", {}).get(m) or 0.0 for r in kd_rows]
+        ax.bar(range(len(names)), values, yerr=spread if any(spread) else None, capsize=2,
+               color=["tab:green" if v >= 0 else "tab:red" for v in values])
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{DISPLAY.get(m, m)} vs {base['system']}", fontsize=9)
-    fig.suptitle("Gain over the baseline student (grey: teacher; green/red: KD students)", fontsize=10)
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+        ax.set_title(f"{DISPLAY.get(m, m)} gain (> 0: better)", fontsize=9)
+    fig.suptitle("Each KD student minus its own baseline student (green: KD helped; bars: seed spread)",
+                 fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

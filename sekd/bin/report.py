@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from sekd.metrics import DISPLAY
 
@@ -36,54 +39,131 @@ def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
     return _COST_CACHE[str(conf)]
 
 
+SEED_SUFFIX = re.compile(r"_seed\d+$")
+
+
+def _system_row(system_dir: Path, test_set: str) -> dict:
+    result = system_dir / "scoring" / test_set / "result.json"
+    summary = json.loads(result.read_text())
+    info_path = system_dir / "model_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {"role": "noisy"}
+    rtf_path = system_dir / "enhanced" / test_set / "rtf"
+    return {
+        "system": SEED_SUFFIX.sub("", system_dir.name),
+        "role": info.get("role", "model"),
+        "model": json.dumps([info.get("model_name"), info.get("model_args")], sort_keys=True),
+        "params": info.get("num_params"),
+        "kd": ",".join(info.get("kd") or []),
+        "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
+        "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
+        "dir": system_dir,
+        "num_utts": summary["num_utts"],
+        "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
+        "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
+    }
+
+
+def _merge_seeds(runs: list[dict]) -> dict:
+    """One row for the runs of one system over several seeds: mean, and the spread (sample std)."""
+    row = dict(runs[0])
+    row["seeds"] = len(runs)
+    row["spread"] = {}
+    for m in row["metrics"]:
+        vals = np.array([r["metrics"].get(m) for r in runs], dtype=float)
+        row["metrics"] = {**row["metrics"], m: float(np.nanmean(vals)) if np.isfinite(vals).any() else None}
+        row["spread"][m] = float(np.nanstd(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else None
+        row["failed"] = {**row["failed"], m: sum(r["failed"].get(m, 0) for r in runs)}
+    return row
+
+
+def _pair_baselines(rows: list[dict]) -> None:
+    """Give each KD row its baseline student (same model, no KD) and its teacher's row."""
+    by_system = {r["system"]: r for r in rows}
+    for r in rows:
+        if r["role"] != "kd":
+            continue
+        base = [b for b in rows if b["role"] == "student" and b["model"] == r["model"]]
+        r["baseline"] = base[0]["system"] if base else None
+        r["teacher_row"] = r["teacher"] if r["teacher"] in by_system else None
+
+
 def collect(exp_dir: Path, test_set: str) -> list[dict]:
-    rows = []
+    """The scored systems of ``test_set``; runs of one system with several seeds (``<system>_seed<N>``)
+    become one row with the mean (``seeds``: how many, ``spread``: their standard deviation)."""
+    groups: dict[str, list[dict]] = {}
     for result in sorted(exp_dir.glob(f"*/scoring/{test_set}/result.json")):
-        system_dir = result.parents[2]
-        summary = json.loads(result.read_text())
-        info_path = system_dir / "model_info.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else {"role": "noisy"}
-        rtf_path = system_dir / "enhanced" / test_set / "rtf"
-        rows.append({
-            "system": system_dir.name,
-            "role": info.get("role", "model"),
-            "params": info.get("num_params"),
-            "kd": ",".join(info.get("kd") or []),
-            "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
-            "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
-            "costs": model_costs(system_dir) if info_path.exists() else None,
-            "num_utts": summary["num_utts"],
-            "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
-            "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
-        })
+        row = _system_row(result.parents[2], test_set)
+        groups.setdefault(row["system"], []).append(row)
+    rows = [_merge_seeds(runs) for runs in groups.values()]
+    for r in rows:  # the costs of a model do not depend on its seed: profile one run
+        r["costs"] = model_costs(r["dir"]) if r["role"] != "noisy" else None
     rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), r["system"]))
+    _pair_baselines(rows)
     return rows
+
+
+def gains(row: dict, rows: list[dict], metric: str) -> tuple[float | None, float | None]:
+    """(KD minus baseline, share of the teacher-baseline gap closed) of ``metric`` for a KD row."""
+    by_system = {r["system"]: r for r in rows}
+    base, teacher = by_system.get(row.get("baseline") or ""), by_system.get(row.get("teacher_row") or "")
+    value = row["metrics"].get(metric)
+    if base is None or value is None or base["metrics"].get(metric) is None:
+        return None, None
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    gain = sign * (value - base["metrics"][metric])
+    gap = None
+    if teacher is not None and teacher["metrics"].get(metric) is not None:
+        width = sign * (teacher["metrics"][metric] - base["metrics"][metric])
+        gap = gain / width if abs(width) > 1e-9 else None
+    return gain, gap
 
 
 def _fmt_params(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.3f} M"
 
 
-def table(rows: list[dict]) -> list[str]:
+def _fmt(m: str, v: float | None, signed: bool = False) -> str:
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v:+.2f}" if signed and m == "sisdr" else (f"{v:+.3f}" if signed else
+                                                          (f"{v:.2f}" if m == "sisdr" else f"{v:.3f}"))
+
+
+def _fmt_gap(gap: float | None) -> str:
+    return "-" if gap is None else f"{100 * gap:.0f} %"
+
+
+def table(rows: list[dict], primary: str | None = None) -> list[str]:
     metrics = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    primary = primary if primary in metrics else (metrics[0] if metrics else None)
     best = {}
     for m in metrics:
         vals = [r["metrics"].get(m) for r in rows if r["metrics"].get(m) is not None]
         if vals:
             best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
     threads = next((r["costs"]["threads"] for r in rows if r["costs"]), "all")
-    head = (["System", "Role", "KD (teacher)", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
+    pname = DISPLAY.get(primary, primary)
+    head = (["System", "Role", "KD (teacher)", "Seeds", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
+            + [f"{pname} gain over baseline", f"{pname} gap closed"]
             + ["RTF 1 thread", f"RTF {threads} threads", "Peak mem (MiB)", "Latency (ms)", "RTF enhance"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-", _fmt_params(r["params"]),
+        cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-",
+                 str(r["seeds"]) if r["role"] != "noisy" else "-", _fmt_params(r["params"]),
                  "-" if r["costs"] is None else f"{r['costs']['macs_per_s'] / 1e9:.3f}"]
         for m in metrics:
             v = r["metrics"].get(m)
-            text = "n/a" if v is None else (f"{v:.2f}" if m == "sisdr" else f"{v:.3f}")
+            text = _fmt(m, v)
+            if r["spread"].get(m) is not None:
+                text += f" ± {_fmt(m, r['spread'][m])}"
             if r["failed"].get(m):
                 text += f" ({r['failed'][m]} failed)"
             cells.append(f"**{text}**" if v is not None and v == best.get(m) else text)
+        if r["role"] == "kd":
+            gain, gap = gains(r, rows, primary)
+            cells += [f"{_fmt(primary, gain, signed=True)} ({r.get('baseline') or 'no baseline'})", _fmt_gap(gap)]
+        else:
+            cells += ["-", "-"]
         c = r["costs"]
         if c is None:
             cells += ["-"] * 4
@@ -93,6 +173,25 @@ def table(rows: list[dict]) -> list[str]:
         cells.append("-" if r["rtf"] is None else f"{r['rtf']:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def kd_table(rows: list[dict]) -> list[str]:
+    """Each KD student against its own baseline and teacher, every metric: gain (gap closed)."""
+    kd_rows = [r for r in rows if r["role"] == "kd"]
+    if not kd_rows:
+        return []
+    metrics = list(dict.fromkeys(m for r in kd_rows for m in r["metrics"]))
+    head = ["KD student", "Teacher", "Baseline student"] + [DISPLAY.get(m, m) for m in metrics]
+    lines = ["Gain of each KD student over its baseline student (same model, no KD), and in brackets the "
+             "share of the teacher-baseline gap it closes (100 % = as good as the teacher; negative = worse "
+             "than without KD):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in kd_rows:
+        cells = [r["system"], r["teacher"] or "-", r.get("baseline") or "none"]
+        for m in metrics:
+            gain, gap = gains(r, rows, m)
+            cells.append(f"{_fmt(m, gain, signed=True)} ({_fmt_gap(gap)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _plots(exp_dir: Path, md_dir: Path, test_set: str, rows: list[dict], data_dir: str | None,
@@ -115,7 +214,7 @@ def _plots(exp_dir: Path, md_dir: Path, test_set: str, rows: list[dict], data_di
         key = utt or sorted(noisy)[0]
         signals = [("noisy", load_audio(noisy[key].value)), ("clean", load_audio(clean[key].value))]
         for r in rows:
-            scp = exp_dir / r["system"] / "enhanced" / test_set / "wav.scp"
+            scp = r["dir"] / "enhanced" / test_set / "wav.scp"
             if r["role"] != "noisy" and scp.exists():
                 signals.append((f"{r['system']} ({r['role']})", load_audio(read_scp(scp)[key].value)))
         rate = signals[0][1][1]
@@ -135,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="root of the data dirs (<data_dir>/<set>/wav.scp): enables the spectrogram panel")
     parser.add_argument("--utt", default=None, help="utterance of the spectrogram panel (default: the first)")
     parser.add_argument("--no_plots", action="store_true")
+    parser.add_argument("--primary_metric", default="pesq_wb",
+                        help="metric of the gain / gap-closed columns of the main table")
     args = parser.parse_args(argv)
     exp_dir = Path(args.exp_dir)
     out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
@@ -145,14 +246,16 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
-        lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows) + [""]
+        lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows, args.primary_metric) + [""]
+        lines += kd_table(rows)
         if not args.no_plots:
             lines += _plots(exp_dir, out.parent, test_set, rows, args.data_dir, args.utt)
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
-                             "teacher": r["teacher"], "params": r["params"], "rtf_enhance": r["rtf"],
+                             "teacher": r["teacher"], "baseline": r.get("baseline") or "", "seeds": r["seeds"],
+                             "params": r["params"], "rtf_enhance": r["rtf"],
                              **{k: v for k, v in (r["costs"] or {}).items() if k not in ("model", "params")},
-                             **r["metrics"]})
+                             **r["metrics"], **{f"{k}_std": v for k, v in r["spread"].items() if v is not None}})
     lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB. Costs from sekd-profile on this "
               "machine: GMAC/s = multiply-accumulates per second of 16 kHz audio (recurrent and attention layers "
               "included); RTF = forward time / audio duration on 2 s of input; peak memory of one forward pass; "

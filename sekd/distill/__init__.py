@@ -64,4 +64,5 @@ def build_kd_term(name: str, **args: Any) -> KDTerm:
     return KD_TERMS[name](**args)
 
 
-from sekd.distill import output  # noqa: E402,F401  (registers the terms)
+# Each import registers its terms (one file per method).
+from sekd.distill import output, fitnet, at, atkl, mvat, tfckd, i2srf_tfckd, mtakd  # noqa: E402,F401

@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
         "max_valid_utts": None,
         "num_threads": None,
     },
-    "kd": {"teacher": None, "task_weight": 1.0, "terms": []},
+    # teacher_config / student_config: the recipe systems a KD config pairs (sekd.bin.plan)
+    "kd": {"teacher": None, "task_weight": 1.0, "terms": [], "teacher_config": None, "student_config": None},
 }
 
 # Sections whose keys are free-form (passed to a constructor): overrides may add keys.

@@ -98,14 +98,23 @@ class Trainer:
             self.teacher, _ = load_model(kcfg["teacher"])
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
-            for term in kcfg["terms"]:
-                self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
+            for i, term in enumerate(kcfg["terms"]):
+                try:
+                    self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ConfigError(f"kd.terms[{i}] ({term.get('name')}): {exc}") from None
                 self.kd_weights.append(float(term.get("weight", 1.0)))
                 self.kd_names.append(term["name"])
             if not self.kd_terms:
                 raise ConfigError("kd.teacher is set but kd.terms is empty")
         elif kcfg["terms"]:
             raise ConfigError("kd.terms need a teacher checkpoint (kd.teacher / --teacher)")
+        if self.kd_terms:
+            try:
+                self._build_kd_modules()
+            except (KeyError, ValueError) as exc:  # a tap path the model lacks, a layout that does not fit
+                raise ConfigError(f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
+                                  f"{cfg['model']['name']} / this teacher: {exc}") from None
         params = list(self.model.parameters()) + list(self.kd_terms.parameters())
         ocfg = dict(cfg["optim"])
         self.optimizer = build_optimizer(params, **ocfg)
@@ -138,6 +147,17 @@ class Trainer:
         batches = [perm[i:i + bs] for i in range(0, len(perm) - bs + 1, bs)]
         cap = self.cfg["train"]["steps_per_epoch"]
         return batches[:cap] if cap else batches
+
+    def _build_kd_modules(self) -> None:
+        """Run one small batch through student, teacher and KD terms (no gradients, no state
+        change): terms create their adapters (lazily, at the sizes of the features they see)
+        before the optimizer is built, so the adapters train with the student."""
+        items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
+        noisy, clean = (torch.stack(x) for x in zip(*items))
+        self.model.eval()
+        with torch.no_grad(), torch.random.fork_rng():
+            self.compute_loss(noisy, clean)
+        self.model.train()
 
     # -- checkpoints ------------------------------------------------------------
     def _describe(self) -> dict[str, Any]:

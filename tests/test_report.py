@@ -1,0 +1,70 @@
+"""The report: KD students paired with their own baseline and teacher, gains, gap closed, seeds."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sekd.bin.report import collect, gains, kd_table, main, table
+
+
+def _system(exp: Path, name: str, role: str | None, pesq: float, sisdr: float, model=("dccrn", {"w": 1}),
+            teacher: str | None = None) -> None:
+    d = exp / name / "scoring" / "test"
+    d.mkdir(parents=True)
+    metrics = {"pesq_wb": {"mean": pesq, "failed": 0}, "sisdr": {"mean": sisdr, "failed": 0}}
+    (d / "result.json").write_text(json.dumps({"num_utts": 4, "metrics": metrics}))
+    if role:
+        info = {"role": role, "model_name": model[0], "model_args": model[1], "num_params": 1000,
+                "kd": [name.split("_kd_")[1].split("_seed")[0]] if role == "kd" else [],
+                "teacher": f"exp/{teacher}/checkpoints/best.pt" if teacher else None}
+        (exp / name / "model_info.json").write_text(json.dumps(info))
+
+
+@pytest.fixture
+def exp(tmp_path: Path) -> Path:
+    exp = tmp_path / "exp"
+    _system(exp, "noisy", None, 1.2, 3.0)
+    _system(exp, "teacher", "teacher", 2.0, 12.0, model=("dccrn", {"w": 4}))
+    _system(exp, "teacher_manner", "teacher", 2.4, 14.0, model=("manner", {"h": 8}))
+    _system(exp, "student", "student", 1.6, 9.0)
+    _system(exp, "student_seed1", "student", 1.8, 10.0)
+    _system(exp, "student_manner", "student", 2.0, 11.0, model=("manner", {"h": 6}))
+    _system(exp, "student_kd_at", "kd", 1.8, 10.0, teacher="teacher")
+    _system(exp, "student_kd_at_seed1", "kd", 1.8, 11.0, teacher="teacher")
+    _system(exp, "student_kd_mvat", "kd", 1.9, 12.0, model=("manner", {"h": 6}), teacher="teacher_manner")
+    return exp
+
+
+def test_seeds_merge_and_kd_pairs_with_its_own_baseline(exp):
+    rows = {r["system"]: r for r in collect(exp, "test")}
+    assert set(rows) == {"noisy", "teacher", "teacher_manner", "student", "student_manner", "student_kd_at",
+                         "student_kd_mvat"}
+    assert rows["student"]["seeds"] == 2 and rows["student"]["metrics"]["pesq_wb"] == pytest.approx(1.7)
+    assert rows["student"]["spread"]["sisdr"] == pytest.approx(0.7071, abs=1e-4)  # sample std of 9, 10
+    assert rows["student_kd_at"]["baseline"] == "student"
+    assert rows["student_kd_mvat"]["baseline"] == "student_manner"  # same model, not the first student
+    all_rows = list(rows.values())
+    gain, gap = gains(rows["student_kd_at"], all_rows, "sisdr")  # 10.5 vs 9.5, teacher 12
+    assert gain == pytest.approx(1.0) and gap == pytest.approx(0.4)
+    gain, gap = gains(rows["student_kd_mvat"], all_rows, "pesq_wb")  # 1.9 vs 2.0, teacher 2.4: worse
+    assert gain == pytest.approx(-0.1) and gap == pytest.approx(-0.25)
+
+
+def test_tables_show_gain_gap_and_spread(exp):
+    rows = collect(exp, "test")
+    text = "\n".join(table(rows, "sisdr") + kd_table(rows))
+    assert "SI-SDR gain over baseline" in text and "gap closed" in text
+    assert "+1.00 (student) | 40 %" in text
+    assert "9.50 ± 0.71" in text
+    assert "| student_kd_mvat | teacher_manner | student_manner | -0.100 (-25 %) | +1.00 (33 %) |" in text
+
+
+def test_report_entrypoint_writes_md_and_csv(exp):
+    assert main(["--exp_dir", str(exp), "--no_plots"]) == 0
+    md = (exp / "RESULTS.md").read_text()
+    assert md.count("| student_kd_") == 4  # two KD rows in the main table, two in the KD table
+    csv = (exp / "RESULTS.csv").read_text().splitlines()
+    assert csv[0].split(",")[:6] == ["set", "system", "role", "kd", "teacher", "baseline"]
+    assert any(line.startswith("test,student,student,,,,2,") for line in csv)
