@@ -13,7 +13,8 @@ from sekd.distill.features import to_bctf
 from sekd.distill.taps import FeatureTaps
 from sekd.models import build_model
 
-DCCRN_T = {"channels": [8, 16, 16], "rnn_units": 16, "rnn_layers": 1, "win_len": 256, "hop": 64, "n_fft": 256}
+# teacher vs student: 2x the frames (hop 64 vs 128), 2x the bins (FFT 512 vs 256), 2x the channels
+DCCRN_T = {"channels": [8, 16, 16], "rnn_units": 16, "rnn_layers": 1, "win_len": 256, "hop": 64, "n_fft": 512}
 DCCRN_S = {"channels": [4, 8, 8], "rnn_units": 8, "rnn_layers": 1, "win_len": 256, "hop": 128, "n_fft": 256}
 UFORMER_T = {"channels": [2, 4, 4], "ff_hidden": 8, "attention_hidden": 4, "conv_hidden": 4, "dilations": [1, 2]}
 MANNER_T = {"hidden": 9, "depth": 2, "kernel_size": 8, "stride": 4, "segment_len": 16}

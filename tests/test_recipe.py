@@ -115,7 +115,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert [r[0][2:] for r in rows] == ["noisy", "teacher", "teacher_uformer", "student", "student_kd_atkl",
                                         "student_kd_output"]
     assert [r[3] for r in rows] == ["-", "1", "1", "2", "2", "2"]  # seeds per system
-    assert rows[4][2] == "atkl,output (teacher_uformer)" and "(student)" in rows[4][-7]  # its own baseline
+    assert rows[4][2] == "atkl,output (teacher_uformer)" and "(student)" in rows[4][-8]  # its own baseline
     assert "4 utterances" in results and (exp / "RESULTS.csv").exists()
     assert "| student_kd_atkl | teacher_uformer | student |" in results  # the KD comparison table
     assert (exp / "student_kd_atkl_seed1" / ".done").exists()

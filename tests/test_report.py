@@ -68,3 +68,12 @@ def test_report_entrypoint_writes_md_and_csv(exp):
     csv = (exp / "RESULTS.csv").read_text().splitlines()
     assert csv[0].split(",")[:6] == ["set", "system", "role", "kd", "teacher", "baseline"]
     assert any(line.startswith("test,student,student,,,,2,") for line in csv)
+
+
+def test_train_minutes_from_the_log(tmp_path):
+    from sekd.bin.report import train_minutes
+
+    (tmp_path / "train.log").write_text("2026-01-01 10:00:00 training\nnot a stamp\n"
+                                         "2026-01-01 10:07:30 epoch 4 done: valid SI-SNR 1.0 dB\n")
+    assert train_minutes(tmp_path) == pytest.approx(7.5)
+    assert train_minutes(tmp_path / "missing") is None

@@ -42,6 +42,22 @@ def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
 SEED_SUFFIX = re.compile(r"_seed\d+$")
 
 
+def train_minutes(system_dir: Path) -> float | None:
+    """Wall time of a system's training: first to last time stamp of its ``train.log`` (minutes)."""
+    from datetime import datetime
+
+    log = system_dir / "train.log"
+    if not log.exists():
+        return None
+    stamps = []
+    for line in log.read_text().splitlines():
+        try:
+            stamps.append(datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            continue
+    return (stamps[-1] - stamps[0]).total_seconds() / 60 if len(stamps) > 1 else None
+
+
 def _system_row(system_dir: Path, test_set: str) -> dict:
     result = system_dir / "scoring" / test_set / "result.json"
     summary = json.loads(result.read_text())
@@ -57,6 +73,7 @@ def _system_row(system_dir: Path, test_set: str) -> dict:
         "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
         "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
         "dir": system_dir,
+        "train_min": train_minutes(system_dir),
         "num_utts": summary["num_utts"],
         "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
         "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
@@ -67,6 +84,8 @@ def _merge_seeds(runs: list[dict]) -> dict:
     """One row for the runs of one system over several seeds: mean, and the spread (sample std)."""
     row = dict(runs[0])
     row["seeds"] = len(runs)
+    times = [r["train_min"] for r in runs if r["train_min"] is not None]
+    row["train_min"] = float(np.mean(times)) if times else None
     row["spread"] = {}
     for m in row["metrics"]:
         vals = np.array([r["metrics"].get(m) for r in runs], dtype=float)
@@ -145,7 +164,8 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
     pname = DISPLAY.get(primary, primary)
     head = (["System", "Role", "KD (teacher)", "Seeds", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
             + [f"{pname} gain over baseline", f"{pname} gap closed"]
-            + ["RTF 1 thread", f"RTF {threads} threads", "Peak mem (MiB)", "Latency (ms)", "RTF enhance"])
+            + ["Train (min)", "RTF 1 thread", f"RTF {threads} threads", "Peak mem (MiB)", "Latency (ms)",
+               "RTF enhance"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-",
@@ -164,6 +184,7 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
             cells += [f"{_fmt(primary, gain, signed=True)} ({r.get('baseline') or 'no baseline'})", _fmt_gap(gap)]
         else:
             cells += ["-", "-"]
+        cells.append("-" if r["train_min"] is None else f"{r['train_min']:.1f}")
         c = r["costs"]
         if c is None:
             cells += ["-"] * 4
@@ -253,14 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
                              "teacher": r["teacher"], "baseline": r.get("baseline") or "", "seeds": r["seeds"],
-                             "params": r["params"], "rtf_enhance": r["rtf"],
+                             "params": r["params"], "train_min": r["train_min"], "rtf_enhance": r["rtf"],
                              **{k: v for k, v in (r["costs"] or {}).items() if k not in ("model", "params")},
                              **r["metrics"], **{f"{k}_std": v for k, v in r["spread"].items() if v is not None}})
     lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB. Costs from sekd-profile on this "
               "machine: GMAC/s = multiply-accumulates per second of 16 kHz audio (recurrent and attention layers "
               "included); RTF = forward time / audio duration on 2 s of input; peak memory of one forward pass; "
               "latency = window + look-ahead of causal models. RTF enhance: the enhancement stage over the test "
-              "set (one thread, file I/O included).", ""]
+              "set (one thread, file I/O included). Train: wall time of one training run (first to last line of its "
+              "train.log; mean over seeds), on whatever else the machine was doing.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))
