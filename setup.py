@@ -12,6 +12,8 @@ ENTRYPOINTS = {
     "sekd-report": "sekd.bin.report:main",
     "sekd-check-data": "sekd.bin.check_data:main",
     "sekd-profile": "sekd.bin.profile:main",
+    "sekd-plan": "sekd.bin.plan:main",
+    "sekd-kd-grad-ratio": "sekd.bin.kd_grad_ratio:main",
 }
 
 setup(

@@ -77,3 +77,12 @@ def test_train_minutes_from_the_log(tmp_path):
                                          "2026-01-01 10:07:30 epoch 4 done: valid SI-SNR 1.0 dB\n")
     assert train_minutes(tmp_path) == pytest.approx(7.5)
     assert train_minutes(tmp_path / "missing") is None
+
+
+def test_spectrogram_panel_keeps_one_family_when_crowded(exp):
+    from sekd.bin.report import panel_rows
+
+    rows = collect(exp, "test")
+    assert len(panel_rows(rows, "pesq_wb", most=8)) == 6  # few systems: all six models
+    chosen = [r["system"] for r in panel_rows(rows, "pesq_wb", most=5)]  # kd_at +0.1 PESQ, kd_mvat -0.1
+    assert chosen == ["teacher", "student", "student_kd_at"]

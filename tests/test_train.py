@@ -179,3 +179,23 @@ def test_kd_config_errors_name_the_term(tmp_path, tiny_data):
     out = proc.communicate(timeout=120)[0].decode()
     assert proc.returncode == 1 and "kd.terms[0] (at)" in out and "'q'" in out
     assert not (tmp_path / "x" / "checkpoints").exists()
+
+
+def test_kd_grad_ratio_suggests_weights(tmp_path, tiny_data, monkeypatch, capsys):
+    from sekd.bin.kd_grad_ratio import main
+    from sekd.train.trainer import Trainer
+
+    (tmp_path / "conf").mkdir()
+    write_config(tmp_path / "conf" / "teacher.yaml", train={"max_epochs": 1})
+    write_config(tmp_path / "conf" / "student.yaml", model={"args": {"channels": [2, 4, 4]}})
+    Trainer(build_config([tmp_path / "conf" / "teacher.yaml"]), *map(str, tiny_data), str(tmp_path / "exp" / "teacher"),
+            role="teacher").run()
+    (tmp_path / "conf" / "kd.yaml").write_text(
+        "kd:\n  terms:\n    - {name: at, weight: 1000.0, args: {student_layers: [encoder.1], teacher_layers: [encoder.1]}}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--kd_config", "conf/kd.yaml", "--train_dir", str(tiny_data[0]), "--warm_steps", "2",
+                 "--batches", "1", "--target", "0.1"]) == 0
+    out = capsys.readouterr().out
+    ratio = float(out.split("gradient ratio at weight 1: ")[1].split(";")[0])
+    suggested = float(out.split("weight for 0.1: ")[1].split()[0])
+    assert ratio > 0 and suggested == pytest.approx(0.1 / ratio, rel=1e-2)

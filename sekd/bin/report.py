@@ -215,8 +215,20 @@ def kd_table(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def panel_rows(rows: list[dict], primary: str, most: int = 5) -> list[dict]:
+    """The systems of the spectrogram panel: all of them when few; otherwise the KD student with
+    the largest gain in ``primary``, its teacher and its baseline (one family, side by side)."""
+    models = [r for r in rows if r["role"] != "noisy"]
+    kd_rows = [r for r in models if r["role"] == "kd" and gains(r, rows, primary)[0] is not None]
+    if len(models) <= most or not kd_rows:
+        return models[:most]
+    best = max(kd_rows, key=lambda r: gains(r, rows, primary)[0])
+    keep = {best["system"], best.get("teacher_row"), best.get("baseline")}
+    return [r for r in models if r["system"] in keep]
+
+
 def _plots(exp_dir: Path, md_dir: Path, test_set: str, rows: list[dict], data_dir: str | None,
-           utt: str | None) -> list[str]:
+           utt: str | None, primary: str = "pesq_wb") -> list[str]:
     """Draw the set's plots; return the Markdown lines that show them."""
     import os
 
@@ -234,9 +246,9 @@ def _plots(exp_dir: Path, md_dir: Path, test_set: str, rows: list[dict], data_di
         noisy, clean = read_scp(set_dir / "wav.scp"), read_scp(set_dir / "spk1.scp")
         key = utt or sorted(noisy)[0]
         signals = [("noisy", load_audio(noisy[key].value)), ("clean", load_audio(clean[key].value))]
-        for r in rows:
+        for r in panel_rows(rows, primary):
             scp = r["dir"] / "enhanced" / test_set / "wav.scp"
-            if r["role"] != "noisy" and scp.exists():
+            if scp.exists():
                 signals.append((f"{r['system']} ({r['role']})", load_audio(read_scp(scp)[key].value)))
         rate = signals[0][1][1]
         panel = spectrogram_panel([(n, x[0]) for n, (x, _) in signals], rate,
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows, args.primary_metric) + [""]
         lines += kd_table(rows)
         if not args.no_plots:
-            lines += _plots(exp_dir, out.parent, test_set, rows, args.data_dir, args.utt)
+            lines += _plots(exp_dir, out.parent, test_set, rows, args.data_dir, args.utt, args.primary_metric)
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
                              "teacher": r["teacher"], "baseline": r.get("baseline") or "", "seeds": r["seeds"],
