@@ -21,7 +21,7 @@ is width-free, so no adapter is needed between a wide teacher and a narrow stude
 Example (``conf/kd/mvat.yaml``)::
 
     - name: mvat
-      weight: 1000.0
+      weight: 70.0
       args: {student_blocks: [encoder.0.attention, decoder.2.attention], views: [channel, global, local]}
 """
 from __future__ import annotations
