@@ -86,3 +86,14 @@ def test_spectrogram_panel_keeps_one_family_when_crowded(exp):
     assert len(panel_rows(rows, "pesq_wb", most=8)) == 6  # few systems: all six models
     chosen = [r["system"] for r in panel_rows(rows, "pesq_wb", most=5)]  # kd_at +0.1 PESQ, kd_mvat -0.1
     assert chosen == ["teacher", "student", "student_kd_at"]
+
+
+def test_no_gap_share_when_the_teacher_is_not_better(tmp_path):
+    exp = tmp_path / "exp"
+    _system(exp, "teacher", "teacher", 1.49, 9.4, model=("uformer", {}))
+    _system(exp, "student", "student", 1.48, 9.0)
+    _system(exp, "student_kd_atkl", "kd", 1.45, 9.5, teacher="teacher")
+    rows = collect(exp, "test")
+    kd = next(r for r in rows if r["role"] == "kd")
+    assert gains(kd, rows, "pesq_wb") == (pytest.approx(-0.03), None)  # teacher only 0.01 better
+    assert gains(kd, rows, "sisdr")[1] == pytest.approx(1.25)  # 0.5 dB of a 0.4 dB gap: 125 %

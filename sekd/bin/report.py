@@ -22,6 +22,10 @@ from sekd.metrics import DISPLAY
 
 ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
 LOWER_IS_BETTER: set[str] = {"llr", "wss"}
+# The share of the teacher-baseline gap a KD student closes is shown only where the teacher
+# beats the baseline by at least this much: a tiny gap turns noise into +-1000 %.
+MIN_GAP = {"pesq_wb": 0.02, "pesq_nb": 0.02, "stoi": 0.005, "estoi": 0.005, "sisdr": 0.2, "sdr": 0.2,
+           "segsnr": 0.2, "csig": 0.02, "cbak": 0.02, "covl": 0.02, "llr": 0.01, "wss": 0.5}
 _COST_CACHE: dict[str, dict] = {}
 
 
@@ -133,7 +137,7 @@ def gains(row: dict, rows: list[dict], metric: str) -> tuple[float | None, float
     gap = None
     if teacher is not None and teacher["metrics"].get(metric) is not None:
         width = sign * (teacher["metrics"][metric] - base["metrics"][metric])
-        gap = gain / width if abs(width) > 1e-9 else None
+        gap = gain / width if width >= MIN_GAP.get(metric, 1e-9) else None
     return gain, gap
 
 
@@ -205,7 +209,8 @@ def kd_table(rows: list[dict]) -> list[str]:
     head = ["KD student", "Teacher", "Baseline student"] + [DISPLAY.get(m, m) for m in metrics]
     lines = ["Gain of each KD student over its baseline student (same model, no KD), and in brackets the "
              "share of the teacher-baseline gap it closes (100 % = as good as the teacher; negative = worse "
-             "than without KD):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "than without KD; `-` where the teacher is not better than the baseline by at least "
+             + ", ".join(f"{v:g} {DISPLAY.get(m, m)}" for m, v in MIN_GAP.items() if m in metrics) + "):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in kd_rows:
         cells = [r["system"], r["teacher"] or "-", r.get("baseline") or "none"]
         for m in metrics:
