@@ -25,16 +25,20 @@ import torch.nn.functional as F
 
 from sekd.distill import KDContext, KDTerm
 
-# layout -> permutation (and reshape) to [B, C, T, F]
-LAYOUTS = ("BCFT", "BCTF", "BCT", "BTC", "TBC")
+LAYOUTS = ("BCFT", "BCTF", "BCT", "BTC", "TBC")  # what to_bctf turns into [B, C, T, F]
+
+
+def check_layouts(*layouts: str) -> None:
+    for layout in layouts:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown feature layout {layout!r}; known: {', '.join(LAYOUTS)}")
 
 
 def to_bctf(x: Any, layout: str) -> torch.Tensor:
     """A captured feature in ``layout`` as a ``[B, C, T, F]`` tensor."""
     if isinstance(x, (tuple, list)):
         x = x[0]
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown feature layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    check_layouts(layout)
     if x.dim() != len(layout):
         raise ValueError(f"a {layout} feature must have {len(layout)} dimensions, got shape {tuple(x.shape)}")
     if layout == "BCFT":
@@ -69,8 +73,7 @@ class FeatureKD(KDTerm):
 
     ``student_layers[i]`` pairs with ``teacher_layers[i]`` for the pairwise terms
     (``fitnet``, ``at``, ``atkl``); the set-based terms (``tfckd``) use the lists as sets.
-    ``*_channels`` (optional) are the channel counts of the listed layers: terms with
-    adapters need them at construction, before any feature has been seen.
+    Terms with adapters create them at the first batch, from the shapes they see.
     """
 
     pairwise = True
@@ -83,9 +86,7 @@ class FeatureKD(KDTerm):
         if self.pairwise and len(student_layers) != len(teacher_layers):
             raise ValueError(f"{type(self).__name__} pairs layers one to one: {len(student_layers)} student "
                              f"layers vs {len(teacher_layers)} teacher layers")
-        for layout in (student_layout, teacher_layout or student_layout):
-            if layout not in LAYOUTS:
-                raise ValueError(f"unknown feature layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        check_layouts(student_layout, teacher_layout or student_layout)
         self.student_layers, self.teacher_layers = list(student_layers), list(teacher_layers)
         self.student_layout, self.teacher_layout = student_layout, teacher_layout or student_layout
 

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from sekd.distill import KDContext, KDTerm, register_kd
-from sekd.distill.features import LAYOUTS, resize_to, to_bctf
+from sekd.distill.features import check_layouts, resize_to, to_bctf
 from sekd.distill.tfckd import CalibratedSet
 
 
@@ -79,9 +79,7 @@ class I2SRFTFCKD(KDTerm):
         for name, spec in sets.items():
             if not spec.get("student") or not spec.get("teacher"):
                 raise ValueError(f"i2srf_tfckd set {name!r} needs non-empty 'student' and 'teacher' layer lists")
-        for layout in (student_layout, teacher_layout or student_layout):
-            if layout not in LAYOUTS:
-                raise ValueError(f"unknown feature layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        check_layouts(student_layout, teacher_layout or student_layout)
         self.sets = {name: {"student": list(s["student"]), "teacher": list(s["teacher"])} for name, s in sets.items()}
         self.student_layout, self.teacher_layout = student_layout, teacher_layout or student_layout
         opts = dict(bands=bands, freq_mode=freq_mode, weighting=weighting)
