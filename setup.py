@@ -9,6 +9,7 @@ ENTRYPOINTS = {
     "sekd-distill": "sekd.bin.distill:main",
     "sekd-enhance": "sekd.bin.enhance:main",
     "sekd-score": "sekd.bin.score:main",
+    "sekd-score-sv": "sekd.bin.score_sv:main",
     "sekd-report": "sekd.bin.report:main",
     "sekd-check-data": "sekd.bin.check_data:main",
     "sekd-profile": "sekd.bin.profile:main",
@@ -42,6 +43,12 @@ setup(
         "threadpoolctl>=3.1",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=7.4", "pytest-timeout>=2.2"]},
+    extras_require={
+        "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
+        # DNSMOS P.835/P.808: Microsoft's ONNX models (shipped by speechmos), run with onnxruntime.
+        "dnsmos": ["onnxruntime>=1.16", "speechmos>=0.0.1.1"],
+        # The L3DAS23 metric's ASR (a wav2vec 2.0 checkpoint the user provides).
+        "asr": ["transformers>=4.30"],
+    },
     entry_points={"console_scripts": [f"{k}={v}" for k, v in ENTRYPOINTS.items()]},
 )

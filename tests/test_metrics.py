@@ -130,3 +130,116 @@ def test_score_length_mismatch_names_file(tmp_path, capsys):
                  "--out_dir", str(tmp_path / "o")]) == 1
     assert f"{d / 'est.scp'}:1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# mir_eval 0.8.2 bss_eval_sources on the pysepm example pair (clean reference).
+SDR_REFERENCE = {"1_noisySpeech_16000_Hz.wav": 5.0437, "1_processed_16000_Hz.wav": -0.0472}
+
+
+def test_sdr_known_values_and_filter_invariance():
+    from scipy.signal import lfilter
+
+    from sekd.metrics import sdr
+
+    rng = np.random.default_rng(3)
+    ref = lfilter([1.0], [1.0, -0.9], rng.standard_normal(32000))  # coloured, speech-like spectrum
+    noise = rng.standard_normal(32000)
+    for snr in (0.0, 10.0):
+        scaled = noise * np.sqrt(np.sum(ref ** 2) / np.sum(noise ** 2) / 10 ** (snr / 10))
+        # White noise is almost orthogonal to 512 shifts of the reference: SDR ~ SNR.
+        assert sdr(ref, ref + scaled) == pytest.approx(snr, abs=0.15)
+    # An FIR filter shorter than 512 taps (here a 40-sample delay and an echo) is no distortion
+    # for BSS-Eval SDR, but is for SI-SDR.
+    taps = np.zeros(100)
+    taps[[40, 90]] = 1.0, 0.5
+    filtered = lfilter(taps, [1.0], ref)
+    assert sdr(ref, filtered) > 25 and sisdr(ref, filtered) < 0  # 25 dB: the echo tail cut at the end
+    assert sdr(ref, 0.1 * (ref + 0.3 * noise)) == pytest.approx(sdr(ref, ref + 0.3 * noise), abs=1e-6)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real_pairs absent")
+@pytest.mark.parametrize("degraded", sorted(SDR_REFERENCE))
+def test_sdr_matches_mir_eval(degraded):
+    from sekd.metrics import sdr
+
+    clean, rate = sf.read(REAL / "1_speech_16000_Hz.wav", dtype="float64")
+    est, _ = sf.read(REAL / degraded, dtype="float64")
+    assert sdr(clean, est, rate) == pytest.approx(SDR_REFERENCE[degraded], abs=1e-3)
+
+
+def test_word_error_rate_hand_counted():
+    from sekd.metrics.l3das23 import wer, word_errors
+
+    assert word_errors("the cat sat on the mat", "the cat sat on the mat") == (0, 6)
+    # "sat" -> "sit" (substitution), "on" deleted, "big" inserted: 3 errors in 6 words.
+    assert word_errors("the cat sat on the mat", "the cat sit the big mat") == (3, 6)
+    assert wer("a b", "") == 1.0 and wer("a", "a b c d") == 3.0  # deletions; insertions past 100 %
+    assert math.isnan(wer("", "a"))
+
+
+def test_l3das23_metric_with_known_transcripts():
+    from sekd.metrics.l3das23 import task1_metric
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(16000)
+    est = ref + 0.5 * rng.standard_normal(16000)
+    transcripts = {id(ref): "one two three four", id(est): "one too three"}  # 1 sub + 1 del: WER 0.5
+    got = task1_metric(ref, est, 16000, lambda x, rate: transcripts[id(x)])
+    stoi = METRICS["stoi"](ref, est, 16000)
+    assert got["wer"] == 0.5 and got["l3das23"] == pytest.approx((stoi + 0.5) / 2)
+    transcripts[id(est)] = "a b c d e f g h i"  # WER 2.25 is clipped to 1
+    assert task1_metric(ref, est, 16000, lambda x, rate: transcripts[id(x)])["wer"] == 1.0
+    with pytest.raises(ValueError, match="no words"):
+        task1_metric(ref, est, 16000, lambda x, rate: "")
+
+
+def _tiny_wav2vec2(path):
+    """A randomly initialised wav2vec 2.0 CTC checkpoint in the Hugging Face layout."""
+    transformers = pytest.importorskip("transformers", reason="sekd[asr] not installed")
+    path.mkdir()
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "A": 5, "B": 6}
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    tok = transformers.Wav2Vec2CTCTokenizer(str(path / "vocab.json"), word_delimiter_token="|")
+    fe = transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True)
+    transformers.Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok).save_pretrained(path)
+    transformers.set_seed(0)
+    cfg = transformers.Wav2Vec2Config(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=16, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
+                                      num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2, pad_token_id=0)
+    transformers.Wav2Vec2ForCTC(cfg).save_pretrained(path)
+    return path
+
+
+def test_scorer_l3das23_with_asr_model_and_unavailable_without(tmp_path, capsys):
+    from sekd.bin.score import main
+    from sekd.metrics.l3das23 import Wav2Vec2Transcriber
+
+    d = make_data_dir(tmp_path / "d", num_utts=2, seconds=1.0)
+    args = ["--ref_scp", str(d / "spk1.scp"), "--metrics", "stoi,l3das23,wer"]
+    # Without an ASR model: reported as unavailable, never as a number; the rest is scored.
+    assert main(args + ["--est_scp", str(d / "wav.scp"), "--out_dir", str(tmp_path / "none")]) == 0
+    summary = json.loads((tmp_path / "none" / "result.json").read_text())["metrics"]
+    assert summary["l3das23"]["mean"] is None and "ASR model" in summary["l3das23"]["unavailable"]
+    assert summary["stoi"]["n"] == 2 and not (tmp_path / "none" / "l3das23.scp").exists()
+    assert "| L3DAS23 | unavailable |" in (tmp_path / "none" / "result.md").read_text()
+    assert "l3das23 unavailable" in capsys.readouterr().err
+    # With a (tiny, random) wav2vec 2.0 model: clean scored against itself has WER 0 and metric 1.
+    model = _tiny_wav2vec2(tmp_path / "w2v")
+    transcript = Wav2Vec2Transcriber(str(model))(np.random.default_rng(0).standard_normal(16000), 16000)
+    assert transcript.split()  # the random model does emit words, so WER is defined
+    assert main(args + ["--est_scp", str(d / "spk1.scp"), "--out_dir", str(tmp_path / "w"),
+                        "--asr_model", str(model)]) == 0
+    summary = json.loads((tmp_path / "w" / "result.json").read_text())["metrics"]
+    assert summary["wer"]["mean"] == 0.0 and summary["l3das23"]["mean"] == pytest.approx(1.0)
+
+
+def test_scorer_dnsmos_unavailable_says_how(tmp_path, monkeypatch):
+    from sekd.bin.score import main
+    from sekd.metrics import dnsmos
+
+    d = make_data_dir(tmp_path / "d", num_utts=2, seconds=1.0)
+    monkeypatch.setattr(dnsmos, "available", lambda: dnsmos.INSTALL_HINT)
+    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "wav.scp"), "--out_dir",
+                 str(tmp_path / "o"), "--metrics", "sisdr,dnsmos_ovrl"]) == 0
+    summary = json.loads((tmp_path / "o" / "result.json").read_text())["metrics"]
+    assert "sekd[dnsmos]" in summary["dnsmos_ovrl"]["unavailable"] and summary["sisdr"]["n"] == 2

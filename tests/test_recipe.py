@@ -105,7 +105,9 @@ def test_mini_recipe_end_to_end(tmp_path):
                            "--num_valid_speakers 2 --num_test_speakers 2 --nj 1",
             "--train_opts", "--train.max_epochs 1 --data.batch_size 4 --data.segment 1.0 --train.num_threads 1",
             # two KD methods with different teachers (atkl names the Uformer one), two seeds of the students
-            "--kd_configs", "conf/kd/output.yaml conf/kd/atkl.yaml", "--seeds", "0,1"]
+            "--kd_configs", "conf/kd/output.yaml conf/kd/atkl.yaml", "--seeds", "0,1",
+            # intrusive, composite, non-intrusive, and a metric with no ASR model here: "unavailable"
+            "--metrics", "pesq_wb,stoi,estoi,sisdr,csig,dnsmos_ovrl,l3das23"]
     proc = _run(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = (exp / "RESULTS.md").read_text()
@@ -117,13 +119,24 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert [r[3] for r in rows] == ["-", "1", "1", "2", "2", "2"]  # seeds per system
     assert rows[4][2] == "atkl,output (teacher_uformer)" and "(student)" in rows[4][-8]  # its own baseline
     assert "4 utterances" in results and (exp / "RESULTS.csv").exists()
+    assert "| CSIG | DNSMOS OVRL | L3DAS23 |" in lines[head] and "L3DAS23 unavailable: no ASR model" in results
     assert "| student_kd_atkl | teacher_uformer | student |" in results  # the KD comparison table
     assert (exp / "student_kd_atkl_seed1" / ".done").exists()
     for system in ("teacher", "teacher_uformer", "student", "student_kd_output", "student_kd_atkl_seed1"):
         assert (exp / system / ".done").exists()
         assert len((exp / system / "enhanced" / "test" / "wav.scp").read_text().splitlines()) == 4
         assert (exp / system / "scoring" / "test" / "pesq_wb.scp").exists()
-    assert (exp / "tensorboard" / "teacher").is_dir()
+    # TensorBoard: every system is one run under one log root, with the same tags, so curves overlay.
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    tb = EventMultiplexer().AddRunsFromDirectory(str(exp / "tensorboard"))
+    tb.Reload()
+    assert {"teacher", "teacher_uformer", "student", "student_seed1", "student_kd_atkl"} <= set(tb.Runs())
+    for run in ("teacher", "student", "student_kd_atkl"):
+        tags = tb.Runs()[run]["scalars"]
+        assert {"epoch/task", "valid/sisnr", "train/lr"} <= set(tags), (run, tags)
+        assert len(tb.Scalars(run, "valid/sisnr")) == 1  # one epoch, one validation point
+    assert {"epoch/kd_atkl", "epoch/kd_output"} <= set(tb.Runs()["student_kd_atkl"]["scalars"])
     for png in ("kd_gain_test.png", "spectrogram_test.png"):  # shown inline in RESULTS.md
         assert (exp / "plots" / png).stat().st_size > 10_000 and f"](plots/{png})" in results
 

@@ -97,3 +97,19 @@ def test_no_gap_share_when_the_teacher_is_not_better(tmp_path):
     kd = next(r for r in rows if r["role"] == "kd")
     assert gains(kd, rows, "pesq_wb") == (pytest.approx(-0.03), None)  # teacher only 0.01 better
     assert gains(kd, rows, "sisdr")[1] == pytest.approx(1.25)  # 0.5 dB of a 0.4 dB gap: 125 %
+
+
+def test_unavailable_metric_is_text_not_a_number_and_best_is_bold(exp):
+    for name in ("noisy", "teacher"):
+        result = exp / name / "scoring" / "test" / "result.json"
+        summary = json.loads(result.read_text())
+        summary["metrics"]["l3das23"] = {"mean": None, "std": None, "n": 0, "failed": 0,
+                                         "unavailable": "no ASR model given"}
+        result.write_text(json.dumps(summary))
+    assert main(["--exp_dir", str(exp), "--no_plots"]) == 0
+    md = (exp / "RESULTS.md").read_text()
+    assert "L3DAS23 unavailable: no ASR model given." in md
+    noisy = next(line for line in md.splitlines() if line.startswith("| noisy |"))
+    assert "| unavailable |" in noisy
+    teacher_manner = next(line for line in md.splitlines() if line.startswith("| teacher_manner |"))
+    assert "**2.400**" in teacher_manner and "**14.00**" in teacher_manner  # best of each column

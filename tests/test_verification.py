@@ -47,3 +47,46 @@ def test_interpolated_eer_and_invariance():
     assert min_dcf(3 * scores + 1, labels, 0.05) == pytest.approx(min_dcf(scores, labels, 0.05))
     with pytest.raises(ValueError, match="target and non-target"):
         eer(scores[:10], np.ones(10))
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_score_sv_from_trials_file_hand_counted(tmp_path):
+    import json
+
+    from sekd.bin.score_sv import main
+
+    # The hand-counted list above as trials + scores: EER 25 %, minDCF(0.01) 0.75.
+    tar, non = [0.9, 0.7, 0.4, 0.3], [0.8, 0.35, 0.2, 0.1]
+    trials = [f"e{i} t{i} target" for i in range(4)] + [f"e{i} u{i} nontarget" for i in range(4)]
+    scores = [f"e{i} t{i} {s}" for i, s in enumerate(tar)] + [f"e{i} u{i} {s} nontarget" for i, s in enumerate(non)]
+    t, s = _write(tmp_path / "trials", trials), _write(tmp_path / "scores", scores[::-1])  # order-free
+    assert main(["--trials", t, "--scores", s, "--out_dir", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["num_trials"] == 8 and result["num_targets"] == 4
+    assert result["metrics"]["eer"]["mean"] == pytest.approx(25.0)
+    assert result["metrics"]["mindcf_0.01"]["mean"] == pytest.approx(0.75)
+    assert "| 8 | 4 | 25.000 | 0.7500 |" in (tmp_path / "out" / "result.md").read_text()
+    # VoxCeleb's own format (label first) gives the same numbers.
+    vox = [f"1 e{i} t{i}" for i in range(4)] + [f"0 e{i} u{i}" for i in range(4)]
+    assert main(["--trials", _write(tmp_path / "veri_test.txt", vox), "--scores", s,
+                 "--out_dir", str(tmp_path / "vox")]) == 0
+    assert json.loads((tmp_path / "vox" / "result.json").read_text())["metrics"] == result["metrics"]
+
+
+def test_score_sv_errors_name_file_and_line(tmp_path, capsys):
+    from sekd.bin.score_sv import main
+
+    t = _write(tmp_path / "trials", ["a b target", "a c maybe"])
+    s = _write(tmp_path / "scores", ["a b 0.5", "a c 0.1"])
+    assert main(["--trials", t, "--scores", s, "--out_dir", str(tmp_path / "o")]) == 1
+    assert f"{t}:2" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    t = _write(tmp_path / "trials", ["a b target", "a c nontarget"])
+    assert main(["--trials", t, "--scores", _write(tmp_path / "s2", ["a b 0.5", "a c high"]),
+                 "--out_dir", str(tmp_path / "o")]) == 1
+    assert f"{tmp_path / 's2'}:2" in capsys.readouterr().err
+    assert main(["--trials", t, "--scores", _write(tmp_path / "s3", ["a b 0.5"]), "--out_dir", str(tmp_path / "o")]) == 1
+    assert "no score for 1 of 2 trials, e.g. a c" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -33,7 +33,10 @@ seeds=0                        # seeds of the students, e.g. "0,1,2" (the report
 train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
 teacher_opts=""                # ... for the teacher only
 student_opts=""                # ... for the students (baseline and KD)
-metrics=pesq_wb,stoi,estoi,sisdr
+# The SE literature's set; DNSMOS needs sekd[dnsmos] (else reported unavailable); add
+# l3das23 (and wer) with --asr_model <wav2vec2 dir> for the L3DAS23 challenge metric.
+metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,sdr,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl
+asr_model=""                   # wav2vec 2.0 CTC checkpoint dir for the l3das23 / wer metrics
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
 help_message="Usage: $0 [options]   (stages: 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"
 
@@ -156,7 +159,8 @@ if run_stage 7; then
       [ "${system}" = noisy ] && est="${datadir}/${set}/wav.scp"
       log "stage 7: scoring ${system} on ${set}"
       job "${decode_cmd}" "${exp}/${system}/log/score_${set}.log" python -m sekd.bin.score \
-        --ref_scp "${datadir}/${set}/spk1.scp" --est_scp "${est}" --out_dir "${out}" --metrics "${metrics}" --nj "${nj}"
+        --ref_scp "${datadir}/${set}/spk1.scp" --est_scp "${est}" --out_dir "${out}" --metrics "${metrics}" --nj "${nj}" \
+        ${asr_model:+--asr_model "${asr_model}"}
       touch "${out}/.done"
       grep -v "^#" "${exp}/${system}/log/score_${set}.log" | tail -n 1
     done

@@ -21,11 +21,14 @@ import numpy as np
 from sekd.metrics import DISPLAY
 
 ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
-LOWER_IS_BETTER: set[str] = {"llr", "wss"}
+LOWER_IS_BETTER: set[str] = {"llr", "wss", "wer"}
+DB_METRICS: set[str] = {"sisdr", "sdr", "segsnr", "wss"}  # shown with 2 decimals
 # The share of the teacher-baseline gap a KD student closes is shown only where the teacher
 # beats the baseline by at least this much: a tiny gap turns noise into +-1000 %.
 MIN_GAP = {"pesq_wb": 0.02, "pesq_nb": 0.02, "stoi": 0.005, "estoi": 0.005, "sisdr": 0.2, "sdr": 0.2,
-           "segsnr": 0.2, "csig": 0.02, "cbak": 0.02, "covl": 0.02, "llr": 0.01, "wss": 0.5}
+           "segsnr": 0.2, "csig": 0.02, "cbak": 0.02, "covl": 0.02, "llr": 0.01, "wss": 0.5,
+           "dnsmos_sig": 0.02, "dnsmos_bak": 0.02, "dnsmos_ovrl": 0.02, "dnsmos_p808": 0.02, "wer": 0.005,
+           "l3das23": 0.005}
 _COST_CACHE: dict[str, dict] = {}
 
 
@@ -81,6 +84,7 @@ def _system_row(system_dir: Path, test_set: str) -> dict:
         "num_utts": summary["num_utts"],
         "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
         "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
+        "unavailable": {k: v["unavailable"] for k, v in summary["metrics"].items() if v.get("unavailable")},
     }
 
 
@@ -148,8 +152,8 @@ def _fmt_params(n: int | None) -> str:
 def _fmt(m: str, v: float | None, signed: bool = False) -> str:
     if v is None or not np.isfinite(v):
         return "n/a"
-    return f"{v:+.2f}" if signed and m == "sisdr" else (f"{v:+.3f}" if signed else
-                                                          (f"{v:.2f}" if m == "sisdr" else f"{v:.3f}"))
+    digits = 2 if m in DB_METRICS else 3
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
 def _fmt_gap(gap: float | None) -> str:
@@ -177,7 +181,7 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
                  "-" if r["costs"] is None else f"{r['costs']['macs_per_s'] / 1e9:.3f}"]
         for m in metrics:
             v = r["metrics"].get(m)
-            text = _fmt(m, v)
+            text = "unavailable" if m in r.get("unavailable", {}) else _fmt(m, v)
             if r["spread"].get(m) is not None:
                 text += f" ± {_fmt(m, r['spread'][m])}"
             if r["failed"].get(m):
@@ -285,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
         lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows, args.primary_metric) + [""]
+        reasons = {m: why for r in rows for m, why in r.get("unavailable", {}).items()}
+        lines += [f"{DISPLAY.get(m, m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
         lines += kd_table(rows)
         if not args.no_plots:
             lines += _plots(exp_dir, out.parent, test_set, rows, args.data_dir, args.utt, args.primary_metric)
@@ -294,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                              "params": r["params"], "train_min": r["train_min"], "rtf_enhance": r["rtf"],
                              **{k: v for k, v in (r["costs"] or {}).items() if k not in ("model", "params")},
                              **r["metrics"], **{f"{k}_std": v for k, v in r["spread"].items() if v is not None}})
-    lines += ["PESQ-WB: ITU-T P.862.2; STOI/eSTOI: pystoi; SI-SDR in dB. Costs from sekd-profile on this "
+    lines += ["PESQ-WB / PESQ-NB: ITU-T P.862.2 / P.862 (MOS-LQO); STOI/eSTOI: pystoi; SI-SDR, SDR (BSS-Eval, "
+              "512-tap filter), segSNR in dB; CSIG/CBAK/COVL: Hu & Loizou's composite measures; DNSMOS: P.835 "
+              "SIG/BAK/OVRL and P.808 from Microsoft's ONNX models (non-intrusive); L3DAS23: (STOI + 1 - WER) / 2 "
+              "with WER of ASR transcripts of enhanced vs clean speech. Costs from sekd-profile on this "
               "machine: GMAC/s = multiply-accumulates per second of 16 kHz audio (recurrent and attention layers "
               "included); RTF = forward time / audio duration on 2 s of input; peak memory of one forward pass; "
               "latency = window + look-ahead of causal models. RTF enhance: the enhancement stage over the test "

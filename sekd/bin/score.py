@@ -8,6 +8,13 @@ Writes ``<out_dir>/<metric>.scp`` (``<utt> <value>``), ``result.json`` and ``res
 (mean over utterances). A metric that fails on one utterance records NaN there, the
 summary counts the failures and the mean is over the rest. Multi-channel estimates are
 scored on ``--ref_channel``. The output dir appears only when scoring is complete.
+
+Metrics (``--metrics``): the intrusive ones of ``sekd.metrics.METRICS`` (pesq_wb, pesq_nb,
+stoi, estoi, sisdr, sdr, segsnr); the composite group csig, cbak, covl, llr, wss; DNSMOS
+dnsmos_sig, dnsmos_bak, dnsmos_ovrl, dnsmos_p808 (non-intrusive, ``sekd[dnsmos]``); the
+L3DAS23 task-1 metric l3das23 and its wer (with ``--asr_model``). A metric that cannot run
+here (extra not installed, no ASR model) is reported as unavailable with the reason, not
+as a number.
 """
 from __future__ import annotations
 
@@ -16,8 +23,10 @@ import json
 import math
 import shutil
 import sys
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,9 +34,39 @@ from sekd.data import DataError, read_scp
 from sekd.data.kaldi_dir import Entry, read_entry
 from sekd.metrics import DISPLAY, METRICS
 
-# Computed together by sekd.metrics.composite (reusing the utterance's PESQ-WB when scored).
-COMPOSITE = ("csig", "cbak", "covl", "llr", "wss")
-KNOWN = list(METRICS) + list(COMPOSITE)
+# Metrics computed together, by one call per utterance: name -> (members, function).
+def _composite(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
+    from sekd.metrics.composite import composite
+
+    pesq = done.get("pesq_wb") if rate == 16000 else None  # reuse the utterance's PESQ-WB
+    return composite(ref, est, rate, None if pesq is None or math.isnan(pesq) else pesq)
+
+
+def _dnsmos(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
+    from sekd.metrics import dnsmos
+
+    return dnsmos.shared()(est, rate)  # non-intrusive: the estimate alone
+
+
+def _asr(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
+    from sekd.metrics import l3das23
+
+    return l3das23.task1_metric(ref, est, rate, l3das23.shared_transcriber(opts.asr_model))
+
+
+GROUPS: dict[str, tuple[tuple[str, ...], Callable]] = {
+    "composite": (("csig", "cbak", "covl", "llr", "wss"), _composite),
+    "dnsmos": (("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), _dnsmos),
+    "asr": (("wer", "l3das23"), _asr),
+}
+KNOWN = list(METRICS) + [m for members, _ in GROUPS.values() for m in members]
+
+
+@dataclass(frozen=True)
+class Options:
+    metrics: tuple[str, ...]
+    channel: int = 0
+    asr_model: str | None = None
 
 
 def _load(entry: Entry, key: str, channel: int) -> tuple[np.ndarray, int]:
@@ -35,33 +74,47 @@ def _load(entry: Entry, key: str, channel: int) -> tuple[np.ndarray, int]:
     return data[min(channel, data.shape[0] - 1)].astype(np.float64), rate
 
 
-def score_one(job: tuple[str, Entry, Entry, list[str], int]) -> tuple[str, dict[str, float], dict[str, str]]:
+def score_one(job: tuple[str, Entry, Entry, Options]) -> tuple[str, dict[str, float], dict[str, str]]:
     """Score one utterance; returns its values and the error text of any failed metric."""
-    key, ref_e, est_e, metrics, channel = job
+    key, ref_e, est_e, opts = job
     ref, ref_rate = _load(ref_e, key, 0)
-    est, est_rate = _load(est_e, key, channel)
+    est, est_rate = _load(est_e, key, opts.channel)
     if ref_rate != est_rate:
         raise DataError(est_e.where, f"utterance {key!r}: sample rate {est_rate} Hz, reference has {ref_rate} Hz")
     if len(ref) != len(est):
         raise DataError(est_e.where, f"utterance {key!r}: {len(est)} samples, reference {ref_e.value} has {len(ref)}")
     values, errors = {}, {}
-    for name in [m for m in metrics if m in METRICS]:
+    for name in [m for m in opts.metrics if m in METRICS]:
         try:
             values[name] = METRICS[name](ref, est, ref_rate)
         except Exception as exc:  # a metric failing on one utterance must not stop the run
             values[name], errors[name] = math.nan, f"{type(exc).__name__}: {exc}"
-    wanted = [m for m in metrics if m in COMPOSITE]
-    if wanted:
-        from sekd.metrics.composite import composite
-
+    for members, compute in GROUPS.values():
+        wanted = [m for m in members if m in opts.metrics]
+        if not wanted:
+            continue
         try:
-            pesq = values.get("pesq_wb") if ref_rate == 16000 else None
-            result = composite(ref, est, ref_rate, None if pesq is None or math.isnan(pesq) else pesq)
-            values.update({m: result[m] for m in wanted})
+            result = compute(ref, est, ref_rate, values, opts)
+            values.update({m: float(result[m]) for m in wanted})
         except Exception as exc:
             for m in wanted:
                 values[m], errors[m] = math.nan, f"{type(exc).__name__}: {exc}"
     return key, values, errors
+
+
+def unavailable(metrics: list[str], asr_model: str | None) -> dict[str, str]:
+    """Requested metrics that cannot be computed here, with the reason (reported, not scored)."""
+    out = {}
+    if any(m in GROUPS["dnsmos"][0] for m in metrics):
+        from sekd.metrics import dnsmos
+
+        reason = dnsmos.available()
+        if reason:
+            out.update({m: reason for m in GROUPS["dnsmos"][0] if m in metrics})
+    if asr_model is None:
+        out.update({m: "no ASR model given (--asr_model; L3DAS23 used facebook/wav2vec2-base-960h)"
+                    for m in GROUPS["asr"][0] if m in metrics})
+    return out
 
 
 def _one_thread() -> None:
@@ -101,11 +154,20 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated, from: {', '.join(KNOWN)}")
     parser.add_argument("--ref_channel", type=int, default=0)
     parser.add_argument("--nj", type=int, default=1, help="worker processes")
+    parser.add_argument("--asr_model", default=None,
+                        help="wav2vec 2.0 CTC checkpoint dir for wer/l3das23 (else they are reported unavailable)")
     args = parser.parse_args(argv)
-    metrics = [m for m in args.metrics.split(",") if m]
-    unknown = [m for m in metrics if m not in KNOWN]
+    requested = [m for m in args.metrics.split(",") if m]
+    unknown = [m for m in requested if m not in KNOWN]
     if unknown:
         parser.error(f"unknown metric {unknown[0]!r}; known: {', '.join(KNOWN)}")
+    if args.asr_model is not None and not Path(args.asr_model).is_dir():
+        parser.error(f"--asr_model {args.asr_model}: no such directory")
+    skipped = unavailable(requested, args.asr_model)
+    for name, reason in skipped.items():
+        print(f"note: {name} unavailable: {reason}", file=sys.stderr)
+    metrics = [m for m in requested if m not in skipped]
+    opts = Options(tuple(metrics), args.ref_channel, args.asr_model)
     out_dir = Path(args.out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     try:
@@ -113,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = sorted(set(ests) - set(refs))
         if missing:
             raise DataError(ests[missing[0]].where, f"utterance {missing[0]!r} has no reference in {args.ref_scp}")
-        jobs = [(k, refs[k], ests[k], metrics, args.ref_channel) for k in sorted(ests)]
+        jobs = [(k, refs[k], ests[k], opts) for k in sorted(ests)]
         if args.nj > 1:
             with get_context("fork").Pool(args.nj, initializer=_one_thread) as pool:
                 results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 8)))
@@ -128,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, err in errors.items():
             print(f"warning: {name} failed on {key}: {err}", file=sys.stderr)
     summary = summarize(per_utt, metrics)
+    # Unavailable metrics stay in the summary, as text, in the order asked.
+    summary["metrics"] = {name: summary["metrics"].get(name) or {
+        "mean": None, "std": None, "n": 0, "failed": 0, "unavailable": skipped[name]} for name in requested}
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in metrics:
@@ -137,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     (tmp / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
     rows = ["| metric | mean | std | utts | failed |", "|---|---|---|---|---|"]
     for name, s in summary["metrics"].items():
-        mean = "n/a" if s["mean"] is None else f"{s['mean']:.4f}"
+        mean = s.get("unavailable") and "unavailable" or ("n/a" if s["mean"] is None else f"{s['mean']:.4f}")
         std = "n/a" if s["std"] is None else f"{s['std']:.4f}"
         rows.append(f"| {DISPLAY.get(name, name)} | {mean} | {std} | {s['n']} | {s['failed']} |")
     (tmp / "result.md").write_text("\n".join(rows) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.replace(out_dir)
-    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None else f"{n}=n/a"
+    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
                    for n, s in summary["metrics"].items()) + f" ({summary['num_utts']} utts) -> {out_dir}")
     return 0
 

@@ -6,6 +6,7 @@ stdout is audio (read by kaldiio). Audio comes back as float32 ``[C, T]``.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -63,3 +64,14 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
         samples = samples.T
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(samples, -1.0, 1.0 - 1.0 / 32768), rate, subtype="PCM_16")
+
+
+def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (``scipy.signal.resample_poly``; 22,050 -> 16,000 Hz
+    is up 320, down 441). Floating inputs keep their precision, others become float32."""
+    if from_rate == to_rate:
+        return x
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(from_rate), int(to_rate))
+    return resample_poly(x, to_rate // g, from_rate // g, axis=-1).astype(np.result_type(x, np.float32))

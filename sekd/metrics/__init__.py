@@ -4,10 +4,15 @@
 - ``pesq_nb``: PESQ narrow-band, ITU-T P.862 (MOS-LQO), as many older SE papers report.
 - ``stoi`` / ``estoi``: (extended) short-time objective intelligibility (``pystoi``).
 - ``sisdr``: scale-invariant SDR in dB (Le Roux et al. 2019), means removed.
+- ``sdr``: BSS-Eval SDR in dB (Vincent et al. 2006) for one source, as ``mir_eval``'s
+  ``bss_eval_sources`` computes it: the estimate is projected onto the reference filtered by
+  any 512-tap FIR filter; SDR = energy of that projection / energy of the rest.
 - ``segsnr``: segmental SNR in dB as in Loizou's composite.m (``sekd.metrics.composite``,
   which also has LLR, WSS and the composite CSIG/CBAK/COVL).
 
-Speaker verification: ``sekd.metrics.verification`` (EER, minDCF from trial scores).
+Not of this form: ``sekd.metrics.dnsmos`` (DNSMOS P.835/P.808, non-intrusive, optional
+extra), ``sekd.metrics.l3das23`` (L3DAS23 task-1 metric, needs an ASR model) and
+``sekd.metrics.verification`` (EER, minDCF from trial scores).
 
 All enhancement metrics take mono float arrays of equal length at ``rate`` Hz. PESQ needs 8 or 16 kHz.
 """
@@ -24,6 +29,27 @@ def sisdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, eps: float = 1e-8
     target = np.dot(est, ref) / (np.dot(ref, ref) + eps) * ref
     noise = est - target
     return float(10 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
+
+
+def sdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, taps: int = 512) -> float:
+    from scipy.linalg import solve_toeplitz
+    from scipy.signal import fftconvolve
+
+    ref = np.asarray(ref, dtype=np.float64)
+    est = np.asarray(est, dtype=np.float64)
+    # Gram matrix of the reference's shifts (Toeplitz: its autocorrelation at lags 0..taps-1)
+    # and their inner products with the estimate; both signals zero-padded by taps - 1.
+    auto = fftconvolve(ref, ref[::-1])[len(ref) - 1:len(ref) - 1 + taps]
+    cross = fftconvolve(est, ref[::-1])[len(ref) - 1:len(ref) - 1 + taps]
+    if auto[0] <= 0:
+        raise ValueError("silent reference")
+    auto = auto.copy()
+    auto[0] *= 1 + 1e-10  # keeps the solve defined for a periodic or band-limited reference
+    coef = solve_toeplitz(auto, cross)
+    proj = fftconvolve(ref, coef)  # length len + taps - 1
+    resid = -proj
+    resid[:len(est)] += est
+    return float(10 * np.log10(np.sum(proj ** 2) / max(np.sum(resid ** 2), 1e-20)))
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
@@ -66,9 +92,13 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "stoi": stoi,
     "estoi": estoi,
     "sisdr": sisdr,
+    "sdr": sdr,
     "segsnr": segsnr,
 }
 
 # How the report names them.
-DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR", "segsnr": "segSNR",
-           "csig": "CSIG", "cbak": "CBAK", "covl": "COVL", "llr": "LLR", "wss": "WSS"}
+DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR", "sdr": "SDR", "segsnr": "segSNR",
+           "csig": "CSIG", "cbak": "CBAK", "covl": "COVL", "llr": "LLR", "wss": "WSS",
+           "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL",
+           "dnsmos_p808": "DNSMOS P.808", "wer": "WER", "l3das23": "L3DAS23",
+           "eer": "EER (%)", "mindcf_0.01": "minDCF (0.01)", "mindcf_0.05": "minDCF (0.05)"}

@@ -308,6 +308,8 @@ class Trainer:
             self.history.append(record)
             writer.add_scalar("valid/sisnr", metric, self.global_step)
             writer.add_scalar("train/lr", lr, self.global_step)
+            for k, v in sums.items():  # epoch means: one point per epoch, whatever the logging interval
+                writer.add_scalar(f"epoch/{k}", v / n, self.global_step)
             self.epoch += 1
             self.step_in_epoch = 0
             improved = metric > self.best

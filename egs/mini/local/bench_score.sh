@@ -6,7 +6,7 @@ set -euo pipefail
 
 num_test=200
 work_dir=/tmp/sekd_bench_score
-metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,segsnr,csig,cbak,covl
+metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,sdr,segsnr,csig,cbak,covl
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
 help_message="Usage: $0 [--num_test 200] [--work_dir DIR] [--metrics LIST]"
 

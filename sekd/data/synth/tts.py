@@ -31,7 +31,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-import math
 import re
 import shutil
 import struct
@@ -42,7 +41,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import resample_poly
+
+from sekd.data.audio import resample
 
 log = logging.getLogger(__name__)
 
@@ -453,14 +453,6 @@ def trim_silence(
     start = max(0, active[0] * frame - margin)
     stop = min(len(x), (active[-1] + 1) * frame + margin)
     return x[start:stop]
-
-
-def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling (``resample_poly``; 22,050 -> 16,000 Hz is up 320, down 441)."""
-    if from_rate == to_rate:
-        return x
-    g = math.gcd(int(from_rate), int(to_rate))
-    return resample_poly(x, to_rate // g, from_rate // g).astype(np.float32)
 
 
 def synthesize(
