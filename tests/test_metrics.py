@@ -243,3 +243,29 @@ def test_scorer_dnsmos_unavailable_says_how(tmp_path, monkeypatch):
                  str(tmp_path / "o"), "--metrics", "sisdr,dnsmos_ovrl"]) == 0
     summary = json.loads((tmp_path / "o" / "result.json").read_text())["metrics"]
     assert "sekd[dnsmos]" in summary["dnsmos_ovrl"]["unavailable"] and summary["sisdr"]["n"] == 2
+
+
+def test_sign_aware_sisnr_and_snr_losses():
+    import torch
+
+    from sekd.train.losses import build_loss, si_snr, snr
+
+    rng = np.random.default_rng(2)
+    ref = torch.tensor(rng.standard_normal((1, 8000)))
+    est = ref + 0.3 * torch.tensor(rng.standard_normal((1, 8000)))
+    # Positively correlated: the same as SI-SNR. Inverted: SI-SNR cannot tell, sign-aware scores it
+    # as badly as silence.
+    assert si_snr(est, ref, sign_aware=True).item() == pytest.approx(si_snr(est, ref).item())
+    assert si_snr(-ref, ref).item() > 60
+    assert si_snr(-ref, ref, sign_aware=True).item() < -60
+    assert snr(0.5 * ref, ref).item() == pytest.approx(6.0206, abs=1e-3)  # level counts
+    # Gradient descent on a gain that starts inverted: plain SI-SNR leaves it there, sign-aware flips it.
+    for sign_aware, expect_positive in ((False, False), (True, True)):
+        gain = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
+        loss_fn = build_loss("sisnr", sign_aware=sign_aware)
+        opt = torch.optim.SGD([gain], lr=0.05)
+        for _ in range(200):
+            opt.zero_grad()
+            loss_fn(gain * ref + 0.3 * (est - ref), ref).backward()
+            opt.step()
+        assert (gain.item() > 0) == expect_positive, (sign_aware, gain.item())
