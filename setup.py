@@ -11,6 +11,7 @@ ENTRYPOINTS = {
     "sekd-score": "sekd.bin.score:main",
     "sekd-score-sv": "sekd.bin.score_sv:main",
     "sekd-report": "sekd.bin.report:main",
+    "sekd-pack": "sekd.bin.pack:main",
     "sekd-check-data": "sekd.bin.check_data:main",
     "sekd-profile": "sekd.bin.profile:main",
     "sekd-plan": "sekd.bin.plan:main",
@@ -42,6 +43,7 @@ setup(
         "espeakng-loader>=0.2.4",
         "threadpoolctl>=3.1",
         "matplotlib>=3.7",
+        "soxr>=0.3",
     ],
     extras_require={
         "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
