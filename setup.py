@@ -12,6 +12,7 @@ ENTRYPOINTS = {
     "sekd-score-sv": "sekd.bin.score_sv:main",
     "sekd-report": "sekd.bin.report:main",
     "sekd-pack": "sekd.bin.pack:main",
+    "sekd-export": "sekd.bin.export:main",
     "sekd-check-data": "sekd.bin.check_data:main",
     "sekd-profile": "sekd.bin.profile:main",
     "sekd-plan": "sekd.bin.plan:main",

@@ -1,7 +1,8 @@
 """Run a trained model on audio of any length and sample rate: ``Enhancer``.
 
-``Enhancer.from_path(path)`` takes a checkpoint (``best.pt``) or a packed model
-(``sekd-pack``'s zip); ``sekd.load_pretrained`` is the same. Then
+``Enhancer.from_path(path)`` takes a checkpoint (``best.pt``), a packed model
+(``sekd-pack``'s zip) or a TorchScript export (``sekd-export``); ``sekd.load_pretrained``
+is the same. Then
 
 - ``enhancer(audio [C, T] or [T], rate) -> [T]`` at ``rate``;
 - ``enhancer.enhance_file(src, dst)`` streams a file through the model: it is read in
@@ -17,6 +18,7 @@ would have carried across the chunk boundary.
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -41,6 +43,13 @@ def _read_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def _is_torchscript(path: Path) -> bool:
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("extra/sekd.json") for n in z.namelist())
+
+
 def _is_torch_zip(path: Path) -> bool:
     """torch.save writes a zip too: its members sit under one folder with a data.pkl."""
     with zipfile.ZipFile(path) as z:
@@ -54,13 +63,19 @@ class Enhancer:
         self.model = model.eval()
         self.sample_rate, self.channels, self.info = int(sample_rate), int(channels), info or {}
         # The shortest input the model takes: two STFT windows, or 0.1 s.
-        stft = getattr(model, "stft", None)
-        self.min_length = max(2 * stft.win_len if stft is not None else 0, self.sample_rate // 10)
+        win_len = getattr(getattr(model, "stft", None), "win_len", None) or self.info.get("win_len") or 0
+        self.min_length = max(2 * int(win_len), self.sample_rate // 10)
 
     @classmethod
     def from_path(cls, path: str | Path) -> "Enhancer":
+        """A checkpoint, a packed model (``sekd-pack``) or a TorchScript export (``sekd-export``)."""
         from sekd.models import build_model
 
+        if _is_torchscript(Path(path)):
+            extra = {"sekd.json": ""}
+            model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            meta = json.loads(extra["sekd.json"])
+            return cls(model, meta["sample_rate"], meta["channels"], meta)
         ckpt = _read_checkpoint(path)
         for key in ("model_name", "model_args", "state_dict"):
             if key not in ckpt:

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 import sekd
-from conftest import TINY_MODEL
+from conftest import ROOT, TINY_MODEL
 from sekd.bin.enhance import main as enhance_main
 from sekd.bin.pack import main as pack_main
 from sekd.infer import Enhancer
@@ -27,16 +27,19 @@ class Identity(torch.nn.Module):
         return x[:, 0]
 
 
-@pytest.fixture
-def checkpoint(tmp_path):
+def save_checkpoint(path, model_cfg: dict, channels: int = 1):
     torch.manual_seed(0)
-    model = build_model(TINY_MODEL["name"], **TINY_MODEL["args"])
-    path = tmp_path / "exp" / "student" / "checkpoints" / "best.pt"
-    path.parent.mkdir(parents=True)
-    torch.save({"model_name": TINY_MODEL["name"], "model_args": TINY_MODEL["args"], "state_dict": model.state_dict(),
-                "config": {"model": TINY_MODEL, "data": {"sample_rate": 16000, "channels": 1}}, "seed": 0,
+    model = build_model(model_cfg["name"], **model_cfg["args"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_name": model_cfg["name"], "model_args": model_cfg["args"], "state_dict": model.state_dict(),
+                "config": {"model": model_cfg, "data": {"sample_rate": 16000, "channels": channels}}, "seed": 0,
                 "role": "student", "num_params": sum(p.numel() for p in model.parameters()), "git_commit": None}, path)
     return path
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    return save_checkpoint(tmp_path / "exp" / "student" / "checkpoints" / "best.pt", TINY_MODEL)
 
 
 def _tone(seconds: float, rate: int, channels: int = 1, seed: int = 0, noise: float = 0.05) -> np.ndarray:
@@ -137,3 +140,19 @@ def test_pack_then_load_pretrained_and_enhance(tmp_path, checkpoint):
         z.writestr("other.txt", "x")
     with pytest.raises(ValueError, match="not a sekd packed model"):
         sekd.load_pretrained(bad)
+
+
+@pytest.mark.parametrize("conf", ["student.yaml", "student_dpdcrn.yaml", "student_manner.yaml", "teacher_uformer.yaml"])
+def test_torchscript_export_matches_pytorch(tmp_path, conf):
+    from sekd.bin.export import main as export_main
+    from sekd.train.config import build_config
+
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / conf])
+    ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"], cfg["data"]["channels"] or 1)
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "model.ts")]) == 0
+    exported, original = Enhancer.from_path(tmp_path / "model.ts"), Enhancer.from_path(ckpt)
+    assert exported.info["model_name"] == cfg["model"]["name"] and exported.sample_rate == 16000
+    x = torch.from_numpy(_tone(5.3, 16000, channels=original.channels))[None]  # real length, not the traced one
+    with torch.no_grad():
+        assert (exported.model(x) - original.model(x)).abs().max().item() <= 1e-4
+    np.testing.assert_allclose(exported(x[0].numpy()), original(x[0].numpy()), atol=1e-4)

@@ -143,11 +143,14 @@ class _Chunker:
         return chunks.reshape(b, m, self.size, -1).transpose(2, 3)
 
     def fold(self, x: torch.Tensor, length: int) -> torch.Tensor:
-        """``[B, m, P, size] -> [B, m, T]`` by overlap-add, divided by the overlap factor."""
+        """``[B, m, P, size] -> [B, m, T]`` by overlap-add, divided by the overlap factor.
+
+        The overlap-add is a transposed convolution with an identity kernel: unlike ``F.fold``
+        it needs no output size, so a traced model (``sekd-export``) follows the input length."""
         b, m, p, _ = x.shape
-        out = F.fold(x.transpose(2, 3).reshape(b, m * self.size, p), (length, 1), (self.size, 1),
-                     padding=(self.size, 0), stride=(self.hop, 1))
-        return out.reshape(b, m, length) * (self.hop / self.size)
+        eye = torch.eye(self.size, dtype=x.dtype, device=x.device).unsqueeze(1)  # [size, 1, size]
+        out = F.conv_transpose1d(x.reshape(b * m, p, self.size).transpose(1, 2), eye, stride=self.hop)
+        return out[:, 0, self.size:self.size + length].reshape(b, m, -1) * (self.hop / self.size)
 
 
 class ChannelAttention(nn.Module):
@@ -346,11 +349,11 @@ class MANNER(nn.Module):
 
     def valid_length(self, length: int) -> int:
         """Smallest length >= ``length`` that the strided convolutions cover exactly."""
-        for _ in range(self.depth):
-            length = max(math.ceil((length - self.kernel_size) / self.stride) + 1, 1)
+        for _ in range(self.depth):  # integer ceil, so torch.jit.trace follows the length
+            length = max((length - self.kernel_size + self.stride - 1) // self.stride + 1, 1)
         for _ in range(self.depth):
             length = (length - 1) * self.stride + self.kernel_size
-        return int(length)
+        return length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:

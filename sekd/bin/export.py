@@ -1,0 +1,80 @@
+"""Export a trained model for deployment without sekd's Python code.
+
+Usage:
+    sekd-export --checkpoint exp/student_kd_mtakd/checkpoints/best.pt --format torchscript --out student.ts
+
+``torchscript``: the model traced on ``--seconds`` of input with a dynamic length (the
+STFT framing follows the traced sizes), saved with ``torch.jit.save``; its metadata (model
+name, sample rate, channels, parameters, git commit) travels inside as ``sekd.json``, and
+``sekd-enhance --checkpoint student.ts`` / ``sekd.load_pretrained`` run it. Load it in C++
+with ``torch::jit::load`` or in Python with ``torch.jit.load``: input ``[B, C, T]`` float,
+output ``[B, T]``. Only the model is exported (KD adapters live in ``last.pt`` and are not
+part of it). The export is checked against the PyTorch model on two lengths
+(``--tolerance``, max abs difference) before it is written.
+
+ONNX is not offered yet: the spectral models compute on complex tensors, which neither
+of torch's ONNX exporters converts (docs/ARCHITECTURE.md, "Export").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from sekd.infer import Enhancer
+
+
+def trace(enhancer: Enhancer, seconds: float) -> torch.jit.ScriptModule:
+    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate), generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic, checked below instead
+        return torch.jit.trace(enhancer.model.eval(), example, check_trace=False)
+
+
+def parity(enhancer: Enhancer, exported: torch.jit.ScriptModule, seconds: float) -> float:
+    """Max abs difference to the PyTorch model on inputs of two other lengths."""
+    worst = 0.0
+    gen = torch.Generator().manual_seed(1)
+    for length in (int(seconds * enhancer.sample_rate) + 1234, int(seconds * enhancer.sample_rate * 0.6) + 77):
+        x = 0.1 * torch.randn(1, enhancer.channels, length, generator=gen)
+        with torch.no_grad():
+            worst = max(worst, (enhancer.model(x) - exported(x)).abs().max().item())
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) or packed model (.zip)")
+    parser.add_argument("--format", choices=["torchscript"], default="torchscript")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of the example input")
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    args = parser.parse_args(argv)
+    try:
+        enhancer = Enhancer.from_path(args.checkpoint)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    exported = trace(enhancer, args.seconds)
+    err = parity(enhancer, exported, args.seconds)
+    if not err <= args.tolerance:
+        print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})", file=sys.stderr)
+        return 1
+    meta = {k: enhancer.info.get(k) for k in ("model_name", "num_params", "git_commit", "seed", "role")}
+    meta.update(sample_rate=enhancer.sample_rate, channels=enhancer.channels, format="torchscript",
+                win_len=getattr(getattr(enhancer.model, "stft", None), "win_len", None))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
+    tmp.replace(out)
+    print(f"exported {meta['model_name']} to {out} (torchscript; max abs difference to PyTorch {err:.1e})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
