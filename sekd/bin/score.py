@@ -123,12 +123,18 @@ def _one_thread() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    try:
-        import torch
+    if "torch" in sys.modules:  # the scorer itself does not need torch; a metric may load it
+        sys.modules["torch"].set_num_threads(1)
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+
+def _preload() -> None:
+    import importlib
+
+    for module in ("pesq", "pystoi.stoi", "scipy.signal", "scipy.linalg", "sekd.metrics.composite"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
 
 
 def summarize(per_utt: dict[str, dict[str, float]], metrics: list[str]) -> dict:
@@ -176,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise DataError(ests[missing[0]].where, f"utterance {missing[0]!r} has no reference in {args.ref_scp}")
         jobs = [(k, refs[k], ests[k], opts) for k in sorted(ests)]
+        _preload()  # once, before the workers fork, instead of once in each of them
         if args.nj > 1:
             with get_context("fork").Pool(args.nj, initializer=_one_thread) as pool:
-                results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 8)))
+                results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 32)))  # small: balanced ends
         else:
             _one_thread()
             results = [score_one(j) for j in jobs]
