@@ -427,3 +427,80 @@ def test_scripts_are_executable() -> None:
         if script.name == "parse_options.sh":
             continue  # sourced, not executed
         assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+# ---------------------------------------------------------------- slurm.pl
+
+SLURM_PL = UTILS / "slurm.pl"
+# A stand-in for sbatch: records its arguments, then runs the batch script once per array
+# index (as Slurm would, with SLURM_ARRAY_TASK_ID set) and fails if any task failed.
+FAKE_SBATCH = r"""#!/usr/bin/env bash
+echo "$@" >> "$SBATCH_CALLS"
+script="${@: -1}"
+range=$(printf '%s\n' "$@" | sed -n 's/^--array=\([0-9]*-[0-9]*\).*/\1/p')
+rc=0
+for i in $(seq "${range%-*}" "${range#*-}"); do SLURM_ARRAY_TASK_ID=$i bash "$script" || rc=1; done
+exit $rc
+"""
+
+
+def _fake_sbatch(tmp_path: Path) -> dict:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    import os
+
+    return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SBATCH_CALLS=str(tmp_path / "calls"))
+
+
+def test_slurm_pl_submits_the_mapped_options(tmp_path: Path) -> None:
+    env = _fake_sbatch(tmp_path)
+    proc = subprocess.run([str(SLURM_PL), "--gpu", "2", "--mem", "4G", "--num-threads", "3", "--max-jobs-run", "2",
+                           "JOB=1:3", str(tmp_path / "log/t.JOB.log"), "echo task JOB"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    call = (tmp_path / "calls").read_text().split()
+    assert call[:3] == ["--export=PATH", "--ntasks-per-node=1", "--wait"]
+    joined = " ".join(call)
+    for expected in ("-p gpu --gres=gpu:2", "--mem-per-cpu 4G", "--cpus-per-task 3", "--array=1-3%2"):
+        assert expected in joined, joined
+    for j in (1, 2, 3):
+        lines = (tmp_path / f"log/t.{j}.log").read_text().splitlines()
+        assert lines[0] == "# echo task ${SLURM_ARRAY_TASK_ID}" and f"task {j}" in lines
+        assert lines[-1].startswith("# Ended (code 0)")
+
+
+def test_slurm_pl_config_defaults_and_failures(tmp_path: Path) -> None:
+    env = _fake_sbatch(tmp_path)
+    conf = tmp_path / "conf" / "slurm.conf"
+    conf.parent.mkdir()
+    conf.write_text("command sbatch --export=PATH -p cpu\noption gpu=0\noption gpu=* --gres=gpu:$0\n"
+                    "default gpu=0\noption mem=* --mem $0\n")
+    # conf/slurm.conf of the recipe dir is used by default; --gpu 0 adds nothing.
+    proc = subprocess.run([str(SLURM_PL), "JOB=1:2", str(tmp_path / "log/f.JOB.log"), "[ JOB -ne 2 ]"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"slurm.pl: 1 / 2 failed, log is in {tmp_path}/log/f.*.log" in proc.stderr
+    assert (tmp_path / "calls").read_text().split()[:4] == ["--export=PATH", "-p", "cpu", "--wait"]
+    # An option the config has no rule for is an error naming the config.
+    bad = subprocess.run([str(SLURM_PL), "--num-threads", "4", str(tmp_path / "x.log"), "true"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert bad.returncode == 1 and "conf/slurm.conf: no rule for option num_threads=4" in bad.stderr
+
+
+def test_recipe_cmd_sh_switches_to_slurm(tmp_path: Path) -> None:
+    env = _fake_sbatch(tmp_path)
+    mini = ROOT / "egs" / "mini"
+    out = subprocess.run(["bash", "-c", "SEKD_CMD=slurm; . ./cmd.sh; echo $train_cmd; "
+                          "SEKD_CMD=local; . ./cmd.sh; echo $train_cmd; SEKD_CMD=pbs; . ./cmd.sh"],
+                         capture_output=True, text=True, cwd=mini)
+    assert out.stdout.splitlines() == ["utils/slurm.pl --mem 8G", "utils/run.pl"]
+    assert "SEKD_CMD must be local or slurm" in out.stderr
+    # The recipe's conf/slurm.conf maps --gpu 1 to a GPU partition and --gpu 0 to the CPU one.
+    for gpu, expected in (("1", "-p gpu --gres=gpu:1"), ("0", "-p cpu")):
+        proc = subprocess.run([str(SLURM_PL), "--config", str(mini / "conf" / "slurm.conf"), "--gpu", gpu,
+                               str(tmp_path / f"g{gpu}.log"), "true"], capture_output=True, text=True, env=env,
+                              cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert expected in (tmp_path / "calls").read_text().splitlines()[-1]

@@ -18,7 +18,7 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0")) $*"; }
 stage=1
 stop_stage=100
 nj=2                           # parallel jobs for scoring
-ngpu=0                         # GPUs per training job (passed to the job command)
+ngpu=0                         # GPUs per training job (--gpu of the job command; >1: torchrun, one process each)
 datadir=data                   # where the data dirs go
 exp=exp                        # where the systems go
 data_opts=""                   # options of local/data.sh
@@ -46,6 +46,8 @@ train_cmd=${train_cmd:-utils/run.pl}
 decode_cmd=${decode_cmd:-utils/run.pl}
 gpu_opt=""
 [ "${ngpu}" -gt 0 ] && gpu_opt="--gpu ${ngpu}"
+launch=python                  # how training starts: one process, or torchrun with one per GPU (DDP)
+[ "${ngpu}" -gt 1 ] && launch="torchrun --standalone --nproc_per_node ${ngpu}"
 
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
@@ -108,7 +110,7 @@ if run_stage 3; then
   while IFS=$'\t' read -r -u 3 _ name _ conf; do
     log "stage 3: teacher ${name} (${conf})"
     # shellcheck disable=SC2086  # *_opts hold several overrides
-    train_system "${name}" teacher python -m sekd.bin.train --config "${conf}" ${train_opts} ${teacher_opts}
+    train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" ${train_opts} ${teacher_opts}
   done 3< <(plan_of teacher)
 fi
 
@@ -116,7 +118,7 @@ if run_stage 4; then
   while IFS=$'\t' read -r -u 3 _ name seed conf; do
     log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
     # shellcheck disable=SC2086
-    train_system "${name}" student python -m sekd.bin.train --config "${conf}" ${train_opts} ${student_opts} \
+    train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" ${train_opts} ${student_opts} \
       --train.seed "${seed}"
   done 3< <(plan_of student)
 fi
@@ -125,7 +127,7 @@ if run_stage 5; then
   while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
     log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
     # shellcheck disable=SC2086
-    train_system "${name}" kd python -m sekd.bin.distill --config "${conf}" --kd_config "${kd}" \
+    train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" --kd_config "${kd}" \
       --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
   done 3< <(plan_of kd)
 fi

@@ -59,6 +59,11 @@ def run(args: argparse.Namespace, overrides: list[str], extra_files: list[str] |
     except (DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        from sekd.train import distributed
+
+        if "trainer" in locals():
+            distributed.teardown(trainer.dist)
     return 0
 
 

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
         "num_audio_examples": 2,  # validation utterances written to TensorBoard
         "max_valid_utts": None,
         "num_threads": None,
+        "device": "auto",  # auto (cuda:<local rank> when a GPU is visible), cuda, cpu
+        "amp": "none",  # none, bf16, fp16: autocast on GPUs (no-op on CPU)
     },
     # teacher_config / student_config: the recipe systems a KD config pairs (sekd.bin.plan)
     "kd": {"teacher": None, "task_weight": 1.0, "terms": [], "teacher_config": None, "student_config": None},

@@ -31,6 +31,7 @@ from sekd.data import CropDataset, UtteranceDataset, collate_single
 from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
 from sekd.models import build_model, count_parameters
+from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
 from sekd.train.config import ConfigError, dump
 from sekd.train.losses import build_loss, si_snr
@@ -82,12 +83,23 @@ class Trainer:
         if tcfg["num_threads"]:
             torch.set_num_threads(int(tcfg["num_threads"]))
         torch.set_flush_denormal(True)  # denormals in near-silent audio slow CPU kernels several-fold
+        self.dist = distributed.setup(str(tcfg["device"]))
+        if int(dcfg["batch_size"]) % self.dist.world:
+            raise ConfigError(f"data.batch_size {dcfg['batch_size']} is not a multiple of the {self.dist.world} processes")
+        amp = str(tcfg["amp"])
+        if amp not in ("none", "bf16", "fp16"):
+            raise ConfigError(f"train.amp must be none, bf16 or fp16, not {amp!r}")
+        # Mixed precision only where it helps (GPUs); on CPU the option changes nothing.
+        self.amp_enabled = amp != "none" and self.dist.device.type == "cuda"
+        self.amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled and amp == "fp16")
         self.seed = int(tcfg["seed"])
         self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
                                      dcfg["channels"], dcfg["ref_channel"])
         self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
         seed_everything(self.seed)
-        self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"])
+        self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).to(self.dist.device)
+        self.net: nn.Module = self.model  # what training steps call: the model, or its DDP wrapper
         self.loss_fn = build_loss(**cfg["loss"])
         kcfg = cfg["kd"]
         self.teacher: nn.Module | None = None
@@ -96,6 +108,7 @@ class Trainer:
         self.kd_names: list[str] = []
         if kcfg["teacher"]:
             self.teacher, _ = load_model(kcfg["teacher"])
+            self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
             for i, term in enumerate(kcfg["terms"]):
@@ -109,6 +122,7 @@ class Trainer:
                 raise ConfigError("kd.teacher is set but kd.terms is empty")
         elif kcfg["terms"]:
             raise ConfigError("kd.terms need a teacher checkpoint (kd.teacher / --teacher)")
+        self.kd_terms.to(self.dist.device)
         if self.kd_terms:
             try:
                 self._build_kd_modules()
@@ -116,6 +130,13 @@ class Trainer:
                 raise ConfigError(f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
                                   f"{cfg['model']['name']} / this teacher: {exc}") from None
         params = list(self.model.parameters()) + list(self.kd_terms.parameters())
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if self.dist.device.type == "cuda":
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = DistributedDataParallel(self.model, device_ids=[self.dist.device] if self.dist.device.type == "cuda"
+                                               else None)
         ocfg = dict(cfg["optim"])
         self.optimizer = build_optimizer(params, **ocfg)
         scfg = dict(cfg["scheduler"])
@@ -131,7 +152,9 @@ class Trainer:
         log = logging.getLogger(f"sekd.train.{self.out_dir.resolve()}")
         log.setLevel(logging.INFO)
         log.propagate = False
-        if not log.handlers:
+        if not self.dist.main:  # one log: rank 0 writes it
+            log.handlers = [logging.NullHandler()]
+        elif not log.handlers:
             fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
             for handler in (logging.FileHandler(self.out_dir / "train.log"), logging.StreamHandler(sys.stderr)):
                 handler.setFormatter(fmt)
@@ -153,7 +176,7 @@ class Trainer:
         change): terms create their adapters (lazily, at the sizes of the features they see)
         before the optimizer is built, so the adapters train with the student."""
         items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
-        noisy, clean = (torch.stack(x) for x in zip(*items))
+        noisy, clean = (torch.stack(x).to(self.dist.device) for x in zip(*items))
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
             self.compute_loss(noisy, clean)
@@ -173,6 +196,8 @@ class Trainer:
         }
 
     def save(self, name: str, with_trainer: bool) -> None:
+        if not self.dist.main:
+            return
         ckpt = self._describe()
         ckpt["state_dict"] = self.model.state_dict()
         ckpt["epoch"], ckpt["best_valid_sisnr"] = self.epoch, self.best
@@ -214,13 +239,15 @@ class Trainer:
         return [p for term in self.kd_terms for p in term.teacher_taps()]
 
     def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        with FeatureTaps(self.model, self._student_taps()) as s_taps:
-            est = self.model(noisy)
-        task = self.loss_fn(est, clean)
+        with FeatureTaps(self.model, self._student_taps()) as s_taps, \
+                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+            est = self.net(noisy)
+        task = self.loss_fn(est.float(), clean)
         parts = {"task": task.item()}
         if self.teacher is None:
             return task, parts
-        with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps:
+        with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
+                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
             t_est = self.teacher(noisy)
         ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_taps.features)
         total = self.cfg["kd"]["task_weight"] * task
@@ -237,55 +264,69 @@ class Trainer:
         cap = self.cfg["train"]["max_valid_utts"]
         scores = []
         n_audio = int(self.cfg["train"]["num_audio_examples"])
-        for i, (key, noisy, clean) in enumerate(DataLoader(self.valid_set, batch_size=1, collate_fn=collate_single)):
-            if cap and i >= cap:
-                break
+        count = min(len(self.valid_set), cap) if cap else len(self.valid_set)
+        for i in range(self.dist.rank, count, self.dist.world):  # each rank its share, summed below
+            key, noisy, clean = collate_single([self.valid_set[i]])
+            noisy, clean = noisy.to(self.dist.device), clean.to(self.dist.device)
             est = self.model(noisy)
             scores.append(si_snr(est, clean).item())
-            if writer is not None and i < n_audio:
+            if writer is not None and self.dist.main and i < n_audio:
                 rate = self.cfg["data"]["sample_rate"]
-                writer.add_audio(f"valid/{key}/enhanced", est[0].clamp(-1, 1), self.epoch, rate)
+                writer.add_audio(f"valid/{key}/enhanced", est[0].clamp(-1, 1).cpu(), self.epoch, rate)
                 if self.epoch == 0:
-                    writer.add_audio(f"valid/{key}/noisy", noisy[0, 0].clamp(-1, 1), 0, rate)
-                    writer.add_audio(f"valid/{key}/clean", clean[0].clamp(-1, 1), 0, rate)
+                    writer.add_audio(f"valid/{key}/noisy", noisy[0, 0].clamp(-1, 1).cpu(), 0, rate)
+                    writer.add_audio(f"valid/{key}/clean", clean[0].clamp(-1, 1).cpu(), 0, rate)
         self.model.train()
-        return float(np.mean(scores))
+        total, n = distributed.all_sum([float(np.sum(scores)), float(len(scores))], self.dist)
+        return total / max(n, 1)
 
     # -- the loop ---------------------------------------------------------------
     def run(self, resume: bool = False) -> dict[str, Any]:
         from torch.utils.tensorboard import SummaryWriter
 
         tcfg = self.cfg["train"]
-        (self.out_dir / "config.yaml").write_text(dump(self.cfg))
+        if self.dist.main:
+            (self.out_dir / "config.yaml").write_text(dump(self.cfg))
         if not (resume and self.resume()):
-            self.log.info("training %s (%s, %d parameters) in %s", self.role, self.cfg["model"]["name"],
-                          count_parameters(self.model), self.out_dir)
-        writer = SummaryWriter(str(self.tb_dir), purge_step=self.global_step or None)
+            self.log.info("training %s (%s, %d parameters) in %s on %s%s", self.role, self.cfg["model"]["name"],
+                          count_parameters(self.model), self.out_dir, self.dist.device,
+                          f" x {self.dist.world} processes" if self.dist.active else "")
+        writer = SummaryWriter(str(self.tb_dir), purge_step=self.global_step or None) if self.dist.main else _NoWriter()
         self.model.train()
         start = time.time()
         while self.epoch < tcfg["max_epochs"]:
             self.train_set.set_epoch(self.epoch)
             batches = self.epoch_batches(self.epoch)
-            loader = DataLoader(self.train_set, batch_sampler=batches[self.step_in_epoch:],
+            mine = [distributed.shard(b, self.dist) for b in batches[self.step_in_epoch:]]
+            loader = DataLoader(self.train_set, batch_sampler=mine,
                                 num_workers=int(self.cfg["data"]["num_workers"]),
                                 generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
             bar = tqdm(loader, total=len(batches), initial=self.step_in_epoch, disable=not self.progress,
-                       desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False)
+                       desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False) if self.dist.main else loader
             sums: dict[str, float] = {}
             steps_run = 0
             for noisy, clean in bar:
+                noisy, clean = noisy.to(self.dist.device), clean.to(self.dist.device)
                 loss, parts = self.compute_loss(noisy, clean)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self.scaler.scale(loss).backward()
+                distributed.average_gradients(self.kd_terms.parameters(), self.dist)
                 if tcfg["grad_clip"]:
+                    self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(self.model.parameters(), float(tcfg["grad_clip"]))
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                if self.dist.active:  # what is logged: the mean over the ranks' shares of the batch
+                    values = distributed.all_sum([loss.item(), *parts.values()], self.dist)
+                    loss = torch.tensor(values[0] / self.dist.world)
+                    parts = {k: v / self.dist.world for k, v in zip(parts, values[1:])}
                 self.step_in_epoch += 1
                 self.global_step += 1
                 steps_run += 1
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if self.dist.main:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
                 if self.global_step % int(tcfg["log_every_steps"]) == 0:
                     writer.add_scalar("train/loss", loss.item(), self.global_step)
                     for k, v in parts.items():
@@ -295,7 +336,8 @@ class Trainer:
                 every = tcfg["save_every_steps"]
                 if every and self.step_in_epoch % int(every) == 0 and self.step_in_epoch < len(batches):
                     self.save("last.pt", with_trainer=True)
-            bar.close()
+            if self.dist.main:
+                bar.close()
             n = max(steps_run, 1)
             metric = self.validate(writer)
             lr = self.optimizer.param_groups[0]["lr"]
@@ -320,10 +362,19 @@ class Trainer:
                 self.save("best.pt", with_trainer=False)
             self.save("last.pt", with_trainer=True)
         writer.close()
+        distributed.barrier(self.dist)
         info = {**{k: v for k, v in self._describe().items() if k != "config"},
                 "best_valid_sisnr": self.best, "epochs": self.epoch, "steps": self.global_step,
                 "teacher": self.cfg["kd"]["teacher"], "history": self.history}
-        tmp = self.out_dir / ".model_info.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(self.out_dir / "model_info.json")
+        if self.dist.main:
+            tmp = self.out_dir / ".model_info.json.tmp"
+            tmp.write_text(json.dumps(info, indent=2))
+            tmp.replace(self.out_dir / "model_info.json")
         return info
+
+
+class _NoWriter:
+    """TensorBoard writer of ranks other than 0."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None

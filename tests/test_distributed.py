@@ -1,0 +1,83 @@
+"""torchrun with 2 CPU processes (gloo) gives the weights of one process with the same global batch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import make_data_dir, write_config
+
+
+def _train(tmp_path, cfg, out, nproc: int) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
+        if nproc > 1 else [sys.executable]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = launcher + ["-m", "sekd.bin.train", "--config", str(cfg), "--train_dir", str(tmp_path / "train"),
+                      "--valid_dir", str(tmp_path / "valid"), "--out_dir", str(out), "--progress", "off"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.timeout(600)
+def test_two_gloo_processes_match_one(tmp_path):
+    make_data_dir(tmp_path / "train", 8, 1.0, seed=1)
+    make_data_dir(tmp_path / "valid", 3, 1.0, seed=2)
+    # DPDCRN has no batch norm, so a rank's half batch gives the same gradients as its share of the whole.
+    # SGD, not Adam: Adam's first steps are about lr * sign(gradient), which turns float noise in
+    # near-zero gradients into lr-sized differences.
+    cfg = write_config(tmp_path / "c.yaml", model={"name": "dpdcrn", "args": {"channels": 8, "num_blocks": 1}},
+                       data={"batch_size": 4, "segment": 0.5}, optim={"name": "sgd", "lr": 0.05},
+                       train={"max_epochs": 2, "steps_per_epoch": 2, "num_threads": 1, "save_every_steps": 0})
+    single = _train(tmp_path, cfg, tmp_path / "single", 1)
+    assert single.returncode == 0, single.stderr[-2000:]
+    multi = _train(tmp_path, cfg, tmp_path / "ddp", 2)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a = torch.load(tmp_path / "single" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
+    assert a["trainer"]["global_step"] == b["trainer"]["global_step"] == 4
+    torch.manual_seed(0)
+    from sekd.models import build_model
+
+    init = build_model("dpdcrn", channels=8, num_blocks=1).state_dict()  # the trainer's seed-0 initialisation
+    moved = torch.cat([(a["state_dict"][k] - init[k]).flatten() for k in init]).norm()
+    apart = torch.cat([(a["state_dict"][k] - b["state_dict"][k]).flatten() for k in init]).norm()
+    # Float32 sums in another order differ in the last bits; gradients that were summed instead of
+    # averaged, or a rank that trained on the wrong items, would be as far apart as the steps themselves.
+    assert moved > 0.05 and apart < 0.01 * moved, (float(moved), float(apart))
+    ia = json.loads((tmp_path / "single" / "model_info.json").read_text())
+    ib = json.loads((tmp_path / "ddp" / "model_info.json").read_text())
+    for ha, hb in zip(ia["history"], ib["history"]):  # validation split over ranks, summed: the same metric
+        assert ha["valid_sisnr"] == pytest.approx(hb["valid_sisnr"], abs=1e-3)
+        assert ha["train_task"] == pytest.approx(hb["train_task"], abs=1e-3)
+    log = (tmp_path / "ddp" / "train.log").read_text()
+    assert "x 2 processes" in log and log.count("epoch 1 done") == 1  # rank 0 alone writes the log
+
+
+def test_batch_size_must_split_over_processes(tmp_path, monkeypatch):
+    from sekd.train.config import ConfigError, build_config
+    from sekd.train.trainer import Trainer
+
+    make_data_dir(tmp_path / "train", 4, 1.0, seed=1)
+    make_data_dir(tmp_path / "valid", 1, 1.0, seed=2)
+    cfg = build_config([write_config(tmp_path / "c.yaml", data={"batch_size": 3})])
+    monkeypatch.setattr("sekd.train.distributed.setup",
+                        lambda device: __import__("sekd.train.distributed", fromlist=["Context"]).Context(0, 2))
+    with pytest.raises(ConfigError, match="not a multiple of the 2 processes"):
+        Trainer(cfg, str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "out"))
+
+
+def test_amp_is_a_no_op_on_cpu(tmp_path):
+    from sekd.train.config import ConfigError, build_config
+    from sekd.train.trainer import Trainer
+
+    make_data_dir(tmp_path / "train", 4, 1.0, seed=1)
+    make_data_dir(tmp_path / "valid", 1, 1.0, seed=2)
+    cfg = build_config([write_config(tmp_path / "c.yaml", train={"amp": "bf16"})])
+    trainer = Trainer(cfg, str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "out"))
+    assert not trainer.amp_enabled and trainer.dist.device.type == "cpu"
+    cfg["train"]["amp"] = "int4"
+    with pytest.raises(ConfigError, match="train.amp"):
+        Trainer(cfg, str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "out2"))
