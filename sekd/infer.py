@@ -17,7 +17,6 @@ would have carried across the chunk boundary.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile
@@ -31,29 +30,11 @@ import torch
 from sekd.data import DataError
 
 
-def _read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    if zipfile.is_zipfile(path) and not _is_torch_zip(path):
-        with zipfile.ZipFile(path) as z:
-            if "model.pt" not in z.namelist():
-                raise ValueError(f"{path}: not a sekd packed model (no model.pt inside)")
-            return torch.load(io.BytesIO(z.read("model.pt")), map_location="cpu", weights_only=False)
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 def _is_torchscript(path: Path) -> bool:
     if not (path.is_file() and zipfile.is_zipfile(path)):
         return False
     with zipfile.ZipFile(path) as z:
         return any(n.endswith("extra/sekd.json") for n in z.namelist())
-
-
-def _is_torch_zip(path: Path) -> bool:
-    """torch.save writes a zip too: its members sit under one folder with a data.pkl."""
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("/data.pkl") for n in z.namelist())
 
 
 class Enhancer:
@@ -69,19 +50,15 @@ class Enhancer:
     @classmethod
     def from_path(cls, path: str | Path) -> "Enhancer":
         """A checkpoint, a packed model (``sekd-pack``) or a TorchScript export (``sekd-export``)."""
-        from sekd.models import build_model
+        from sekd.train.checkpoint import build_from_checkpoint, load_checkpoint
 
         if _is_torchscript(Path(path)):
             extra = {"sekd.json": ""}
             model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
             meta = json.loads(extra["sekd.json"])
             return cls(model, meta["sample_rate"], meta["channels"], meta)
-        ckpt = _read_checkpoint(path)
-        for key in ("model_name", "model_args", "state_dict"):
-            if key not in ckpt:
-                raise ValueError(f"{path}: not a sekd checkpoint (no {key!r})")
-        model = build_model(ckpt["model_name"], **ckpt["model_args"])
-        model.load_state_dict(ckpt["state_dict"])
+        ckpt = load_checkpoint(path)
+        model = build_from_checkpoint(ckpt, path)
         data = (ckpt.get("config") or {}).get("data", {})
         rate = data.get("sample_rate") or getattr(model, "sample_rate", 16000)
         channels = data.get("channels") or getattr(model, "in_channels", 1)

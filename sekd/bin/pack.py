@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path = Path(args.checkpoint)
     try:
         ckpt = load_checkpoint(ckpt_path)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     missing = [k for k in ("model_name", "model_args", "state_dict") if k not in ckpt]

@@ -6,8 +6,10 @@ file), plus ``trainer`` state in ``last.pt`` (optimizer, scheduler, position, RN
 """
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +41,31 @@ def git_commit() -> str | None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint file, or the ``model.pt`` inside a packed model (``sekd-pack``'s zip)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            if not any(n.endswith("/data.pkl") for n in names):  # torch.save's own zip layout
+                if "model.pt" not in names:
+                    raise ValueError(f"{path}: not a sekd packed model (no model.pt inside)")
+                return torch.load(io.BytesIO(z.read("model.pt")), map_location="cpu", weights_only=False)
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
-    ckpt = load_checkpoint(path)
+def build_from_checkpoint(ckpt: dict, where: str | Path) -> nn.Module:
+    """The model a checkpoint describes, with its weights, in eval mode."""
     for key in ("model_name", "model_args", "state_dict"):
         if key not in ckpt:
-            raise ValueError(f"{path}: not a sekd checkpoint (no {key!r})")
+            raise ValueError(f"{where}: not a sekd checkpoint (no {key!r})")
     model = build_model(ckpt["model_name"], **ckpt["model_args"])
     model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt
+    return model.eval()
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint (or packed model) describes and load its weights (eval mode)."""
+    ckpt = load_checkpoint(path)
+    return build_from_checkpoint(ckpt, path), ckpt
