@@ -51,7 +51,41 @@ class SNRLoss(torch.nn.Module):
         return -snr(est, ref).mean()
 
 
-LOSSES = {"sisnr": SISNRLoss, "snr": SNRLoss}
+class L1MRSTFTLoss(torch.nn.Module):
+    """MANNER's (and Demucs') objective: waveform L1 + multi-resolution STFT loss.
+
+    ``L = mean|e - r| + f_sc * mean_k SC_k + f_mag * mean_k LogMag_k`` over resolutions
+    ``k`` (FFT 1024/2048/512, hop 120/240/50, Hann window 600/1200/240, centred frames),
+    with ``SC = ||Y| - |E||_F / ||Y||_F`` per item and ``LogMag = mean |log|Y| - log|E||``
+    (magnitudes floored at ``sqrt(1e-7)``); ``f_sc = f_mag = 0.5`` as MANNER's config
+    (``stft_sc_factor``, ``stft_mag_factor``). Level and polarity count.
+    """
+
+    def __init__(self, fft_sizes=(1024, 2048, 512), hop_sizes=(120, 240, 50), win_lengths=(600, 1200, 240),
+                 factor_sc: float = 0.5, factor_mag: float = 0.5) -> None:
+        super().__init__()
+        if not len(fft_sizes) == len(hop_sizes) == len(win_lengths):
+            raise ValueError("fft_sizes, hop_sizes and win_lengths must have the same length")
+        self.resolutions = list(zip(fft_sizes, hop_sizes, win_lengths))
+        self.factor_sc, self.factor_mag = factor_sc, factor_mag
+
+    @staticmethod
+    def _mag(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
+        window = torch.hann_window(win, device=x.device, dtype=x.dtype)
+        spec = torch.stft(x, n_fft, hop, win, window, return_complex=True)
+        return (spec.real ** 2 + spec.imag ** 2).clamp_min(1e-7).sqrt()
+
+    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        sc = mag = 0.0
+        for n_fft, hop, win in self.resolutions:
+            e, r = self._mag(est, n_fft, hop, win), self._mag(ref, n_fft, hop, win)
+            sc = sc + (torch.linalg.matrix_norm(r - e) / torch.linalg.matrix_norm(r)).mean()
+            mag = mag + (r.log() - e.log()).abs().mean()
+        n = len(self.resolutions)
+        return (est - ref).abs().mean() + self.factor_sc * sc / n + self.factor_mag * mag / n
+
+
+LOSSES = {"sisnr": SISNRLoss, "snr": SNRLoss, "l1_mrstft": L1MRSTFTLoss}
 
 
 def build_loss(name: str, **args) -> torch.nn.Module:
