@@ -40,15 +40,21 @@ def _is_torchscript(path: Path) -> bool:
 class Enhancer:
     """A model, its sample rate and channel count, and chunked, resampled inference."""
 
-    def __init__(self, model: torch.nn.Module, sample_rate: int, channels: int, info: dict | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, sample_rate: int, channels: int, info: dict | None = None,
+                 streaming: bool = False) -> None:
         self.model = model.eval()
         self.sample_rate, self.channels, self.info = int(sample_rate), int(channels), info or {}
+        self.streamer = None
+        if streaming:  # frame-by-frame state instead of chunks (causal DCCRN only)
+            from sekd.models.streaming import StreamingDCCRN
+
+            self.streamer = StreamingDCCRN(model)
         # The shortest input the model takes: two STFT windows, or 0.1 s.
         win_len = getattr(getattr(model, "stft", None), "win_len", None) or self.info.get("win_len") or 0
         self.min_length = max(2 * int(win_len), self.sample_rate // 10)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "Enhancer":
+    def from_path(cls, path: str | Path, streaming: bool = False) -> "Enhancer":
         """A checkpoint, a packed model (``sekd-pack``) or a TorchScript export (``sekd-export``)."""
         from sekd.train.checkpoint import build_from_checkpoint, load_checkpoint
 
@@ -56,6 +62,8 @@ class Enhancer:
             extra = {"sekd.json": ""}
             model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
             meta = json.loads(extra["sekd.json"])
+            if streaming:
+                raise ValueError(f"{path}: a TorchScript export does not stream; use the checkpoint")
             return cls(model, meta["sample_rate"], meta["channels"], meta)
         ckpt = load_checkpoint(path)
         model = build_from_checkpoint(ckpt, path)
@@ -63,7 +71,7 @@ class Enhancer:
         rate = data.get("sample_rate") or getattr(model, "sample_rate", 16000)
         channels = data.get("channels") or getattr(model, "in_channels", 1)
         info = {k: v for k, v in ckpt.items() if k not in ("state_dict", "trainer")}
-        return cls(model, rate, channels, info)
+        return cls(model, rate, channels, info, streaming)
 
     # -- core ------------------------------------------------------------------------------
     def _run(self, seg: np.ndarray) -> np.ndarray:
@@ -83,6 +91,9 @@ class Enhancer:
     def stream(self, blocks: Iterable[np.ndarray], chunk: int, overlap: int) -> Iterator[np.ndarray]:
         """Enhance a stream of ``[C, n]`` blocks at the model's rate; yields ``[m]`` pieces whose
         concatenation is as long as the input."""
+        if self.streamer is not None:
+            yield from self._stream_frames(blocks)
+            return
         if not 0 <= overlap < chunk:
             raise ValueError(f"overlap ({overlap}) must be in [0, chunk = {chunk})")
         ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / max(overlap, 1)) ** 2
@@ -103,6 +114,33 @@ class Enhancer:
         if tail is not None and overlap:
             out[:overlap] = tail * (1 - ramp) + out[:overlap] * ramp
         yield out
+
+    def _stream_frames(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """The streaming model, ``hop`` samples at a time, state carried across blocks; the
+        output's lag (``win_len - hop`` samples) is removed so it lines up with the input."""
+        s = self.streamer
+        s.reset(1)
+
+        def run(samples: np.ndarray) -> np.ndarray:
+            return np.concatenate([s.step(torch.from_numpy(samples[i:i + s.hop])[None])[0].numpy()
+                                   for i in range(0, len(samples), s.hop)])
+
+        buf, skip, total, emitted = np.zeros(0, np.float32), s.left, 0, 0
+        for block in blocks:
+            buf = np.concatenate([buf, np.asarray(block[0], np.float32)])
+            total += block.shape[1]
+            n = len(buf) // s.hop * s.hop
+            if n:
+                out, buf = run(buf[:n]), buf[n:]
+                out, skip = out[skip:], max(skip - len(out), 0)
+                emitted += len(out)
+                if len(out):
+                    yield out
+        # Flush with zeros until every input sample has come out.
+        steps = -(-(total - emitted + skip) // s.hop)
+        if steps > 0:
+            pending = np.concatenate([buf, np.zeros(steps * s.hop - len(buf), np.float32)])
+            yield run(pending)[skip:skip + total - emitted]
 
     def __call__(self, audio: np.ndarray, rate: int | None = None, chunk_seconds: float = 30.0,
                  overlap_seconds: float = 1.0) -> np.ndarray:

@@ -9,7 +9,8 @@ Usage:
 
 Any sample rate (resampled to the model's and back with soxr); mono models take one
 channel of a multi-channel file with ``--channel``; files of any length are streamed in
-overlapping chunks (``--chunk_seconds``, ``--overlap_seconds``), so memory stays flat.
+overlapping chunks (``--chunk_seconds``, ``--overlap_seconds``), so memory stays flat;
+``--streaming`` runs a causal DCCRN frame by frame instead (state carried, no chunks).
 Each output is written to a temporary name and renamed when complete. In recipe mode
 (``--data_dir``) the outputs go to ``<out_dir>/wav/<utt>.wav`` with a ``wav.scp`` and the
 real-time factor in ``rtf``; ``<out_dir>`` appears only when every utterance is done.
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channel", type=int, default=None, help="the input channel a mono model enhances")
     parser.add_argument("--chunk_seconds", type=float, default=30.0)
     parser.add_argument("--overlap_seconds", type=float, default=1.0)
+    parser.add_argument("--streaming", action="store_true",
+                        help="frame-by-frame inference with carried state (causal DCCRN models)")
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("inputs", nargs="*", help="audio files, folders, or wav.scp files")
     args = parser.parse_args(argv)
@@ -111,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     torch.set_flush_denormal(True)
     try:
-        enhancer = Enhancer.from_path(args.checkpoint)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        enhancer = Enhancer.from_path(args.checkpoint, streaming=args.streaming)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.data_dir:
