@@ -52,6 +52,8 @@ setup(
         "dnsmos": ["onnxruntime>=1.16", "speechmos>=0.0.1.1"],
         # The L3DAS23 metric's ASR (a wav2vec 2.0 checkpoint the user provides).
         "asr": ["transformers>=4.30"],
+        # sekd-export --format onnx and running ONNX models.
+        "export": ["onnx>=1.15", "onnxruntime>=1.16"],
     },
     entry_points={"console_scripts": [f"{k}={v}" for k, v in ENTRYPOINTS.items()]},
 )

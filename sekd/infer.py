@@ -1,8 +1,8 @@
 """Run a trained model on audio of any length and sample rate: ``Enhancer``.
 
 ``Enhancer.from_path(path)`` takes a checkpoint (``best.pt``), a packed model
-(``sekd-pack``'s zip) or a TorchScript export (``sekd-export``); ``sekd.load_pretrained``
-is the same. Then
+(``sekd-pack``'s zip) or an ONNX / TorchScript export (``sekd-export``, ONNX run by
+onnxruntime); ``sekd.load_pretrained`` is the same. Then
 
 - ``enhancer(audio [C, T] or [T], rate) -> [T]`` at ``rate``;
 - ``enhancer.enhance_file(src, dst)`` streams a file through the model: it is read in
@@ -58,6 +58,11 @@ class Enhancer:
         """A checkpoint, a packed model (``sekd-pack``) or a TorchScript export (``sekd-export``)."""
         from sekd.train.checkpoint import build_from_checkpoint, load_checkpoint
 
+        if Path(path).suffix == ".onnx":
+            if streaming:
+                raise ValueError(f"{path}: an ONNX export does not stream; use the checkpoint")
+            model = OnnxModel(path)
+            return cls(model, model.meta["sample_rate"], model.meta["channels"], model.meta)
         if _is_torchscript(Path(path)):
             extra = {"sekd.json": ""}
             model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
@@ -230,6 +235,28 @@ def _resampled(pieces: Iterator[np.ndarray], stream, active: bool) -> Iterator[n
         if len(out):
             yield out
     yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+class OnnxModel:
+    """An ``sekd-export --format onnx`` file run by onnxruntime, called like the torch model:
+    ``[B, C, T]`` tensor in, ``[B, T]`` tensor out."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "sekd" not in props:
+            raise ValueError(f"{path}: not an sekd ONNX export (no 'sekd' metadata)")
+        self.meta = json.loads(props["sekd"])
+
+    def eval(self) -> "OnnxModel":
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"noisy": x.detach().numpy().astype(np.float32)})[0])
 
 
 def _fit(x: np.ndarray, length: int) -> np.ndarray:

@@ -149,10 +149,38 @@ def test_torchscript_export_matches_pytorch(tmp_path, conf):
 
     cfg = build_config([ROOT / "egs" / "mini" / "conf" / conf])
     ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"], cfg["data"]["channels"] or 1)
-    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "model.ts")]) == 0
+    assert export_main(["--checkpoint", str(ckpt), "--format", "torchscript", "--out", str(tmp_path / "model.ts")]) == 0
     exported, original = Enhancer.from_path(tmp_path / "model.ts"), Enhancer.from_path(ckpt)
     assert exported.info["model_name"] == cfg["model"]["name"] and exported.sample_rate == 16000
     x = torch.from_numpy(_tone(5.3, 16000, channels=original.channels))[None]  # real length, not the traced one
     with torch.no_grad():
         assert (exported.model(x) - original.model(x)).abs().max().item() <= 1e-4
     np.testing.assert_allclose(exported(x[0].numpy()), original(x[0].numpy()), atol=1e-4)
+
+
+@pytest.mark.parametrize("conf", ["student.yaml", "student_manner.yaml"])
+def test_onnx_export_matches_pytorch_and_enhances(tmp_path, conf):
+    pytest.importorskip("onnx", reason="sekd[export] not installed")
+    from sekd.bin.export import main as export_main
+    from sekd.train.config import build_config
+
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / conf])
+    ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"])
+    assert export_main(["--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    exported, original = Enhancer.from_path(tmp_path / "m.onnx"), Enhancer.from_path(ckpt)
+    assert exported.info["model_name"] == cfg["model"]["name"] and exported.info["format"] == "onnx"
+    x = _tone(5.3, 16000)  # a length the export never saw, batch of one
+    np.testing.assert_allclose(exported(x), original(x), atol=1e-4)
+    sf.write(tmp_path / "n.wav", x[0], 16000)
+    assert enhance_main(["-m", str(tmp_path / "m.onnx"), str(tmp_path / "n.wav")]) == 0
+    assert sf.info(str(tmp_path / "n_enhanced.wav")).frames == x.shape[1]
+
+
+def test_onnx_export_refuses_complex_models_clearly(tmp_path, capsys):
+    from sekd.bin.export import main as export_main
+    from sekd.train.config import build_config
+
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "student_dpdcrn.yaml"])
+    ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"])
+    assert export_main(["--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
+    assert "use --format torchscript" in capsys.readouterr().err and not list(tmp_path.glob("*.onnx"))

@@ -5,7 +5,7 @@
 #   PYTHON            interpreter used to create the venv (default: python3)
 #   SEKD_TORCH_SPEC   torch requirement (default: torch==2.13.0, a CPU wheel where one is cached)
 #   SEKD_TORCH_INDEX  optional extra index for torch, e.g. https://download.pytorch.org/whl/cpu
-#   SEKD_EXTRAS       pip extras of sekd to install (default: test,dnsmos,asr)
+#   SEKD_EXTRAS       pip extras of sekd to install (default: test,dnsmos,asr,export)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +13,7 @@ root=$(dirname "${here}")
 venv="${here}/venv"
 python=${PYTHON:-python3}
 torch_spec=${SEKD_TORCH_SPEC:-torch==2.13.0}
-extras=${SEKD_EXTRAS:-test,dnsmos,asr}
+extras=${SEKD_EXTRAS:-test,dnsmos,asr,export}
 
 if [ ! -x "${venv}/bin/python" ]; then
   echo "install.sh: creating ${venv}"

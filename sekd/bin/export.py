@@ -1,7 +1,16 @@
 """Export a trained model for deployment without sekd's Python code.
 
 Usage:
+    sekd-export --checkpoint exp/student_kd_mtakd/checkpoints/best.pt --format onnx --out student.onnx
     sekd-export --checkpoint exp/student_kd_mtakd/checkpoints/best.pt --format torchscript --out student.ts
+
+``onnx``: opset 17, input ``noisy`` ``[batch, channels, time]``, output ``enhanced``
+``[batch, time]``, both axes but channels dynamic; sekd's metadata (model name, sample rate,
+channels, parameters, git commit) is in the model's ``metadata_props``. DCCRN models are
+exported through ``sekd.models.onnx_dccrn.RealDCCRN`` (the same layers, the STFT as
+convolutions, the masks in real arithmetic), MANNER as it is. Uformer and DPDCRN compute
+on complex tensors that torch's ONNX exporter does not convert: use TorchScript for them.
+Run it with onnxruntime, or ``sekd-enhance --checkpoint student.onnx`` (which does).
 
 ``torchscript``: the model traced on ``--seconds`` of input with a dynamic length (the
 STFT framing follows the traced sizes), saved with ``torch.jit.save``; its metadata (model
@@ -12,8 +21,8 @@ output ``[B, T]``. Only the model is exported (KD adapters live in ``last.pt`` a
 part of it). The export is checked against the PyTorch model on two lengths
 (``--tolerance``, max abs difference) before it is written.
 
-ONNX is not offered yet: the spectral models compute on complex tensors, which neither
-of torch's ONNX exporters converts (docs/ARCHITECTURE.md, "Export").
+Both formats are checked against the PyTorch model on two lengths other than the
+example's (``--tolerance``, max abs difference) before they are written.
 """
 from __future__ import annotations
 
@@ -35,7 +44,39 @@ def trace(enhancer: Enhancer, seconds: float) -> torch.jit.ScriptModule:
         return torch.jit.trace(enhancer.model.eval(), example, check_trace=False)
 
 
-def parity(enhancer: Enhancer, exported: torch.jit.ScriptModule, seconds: float) -> float:
+def onnx_module(enhancer: Enhancer) -> torch.nn.Module:
+    """The module to hand to the ONNX exporter (real arithmetic only)."""
+    from sekd.models.dccrn import DCCRN
+    from sekd.models.manner import MANNER
+    from sekd.models.onnx_dccrn import RealDCCRN
+
+    if isinstance(enhancer.model, DCCRN):
+        return RealDCCRN(enhancer.model)
+    if isinstance(enhancer.model, MANNER):
+        return enhancer.model.eval()
+    raise ValueError(f"ONNX export covers DCCRN and MANNER; {type(enhancer.model).__name__} computes on "
+                     "complex tensors, which torch's ONNX exporter does not convert (use --format torchscript)")
+
+
+def export_onnx(enhancer: Enhancer, path: Path, seconds: float, meta: dict) -> Path:
+    import onnx
+
+    module = onnx_module(enhancer)
+    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate), generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), input_names=["noisy"], output_names=["enhanced"],
+                          dynamic_axes={"noisy": {0: "batch", 2: "time"}, "enhanced": {0: "batch", 1: "time"}},
+                          opset_version=17, dynamo=False, training=torch.onnx.TrainingMode.EVAL)
+    module.eval()  # the exporter restores the module's former mode
+    enhancer.model.eval()
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"sekd": json.dumps(meta)})
+    onnx.save(model, str(path))
+    return path
+
+
+def parity(enhancer: Enhancer, exported, seconds: float) -> float:
     """Max abs difference to the PyTorch model on inputs of two other lengths."""
     worst = 0.0
     gen = torch.Generator().manual_seed(1)
@@ -49,7 +90,7 @@ def parity(enhancer: Enhancer, exported: torch.jit.ScriptModule, seconds: float)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) or packed model (.zip)")
-    parser.add_argument("--format", choices=["torchscript"], default="torchscript")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     parser.add_argument("--out", required=True)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the example input")
     parser.add_argument("--tolerance", type=float, default=1e-4)
@@ -59,20 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    exported = trace(enhancer, args.seconds)
-    err = parity(enhancer, exported, args.seconds)
-    if not err <= args.tolerance:
-        print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})", file=sys.stderr)
-        return 1
     meta = {k: enhancer.info.get(k) for k in ("model_name", "num_params", "git_commit", "seed", "role")}
-    meta.update(sample_rate=enhancer.sample_rate, channels=enhancer.channels, format="torchscript",
+    meta.update(sample_rate=enhancer.sample_rate, channels=enhancer.channels, format=args.format,
                 win_len=getattr(getattr(enhancer.model, "stft", None), "win_len", None))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
-    tmp.replace(out)
-    print(f"exported {meta['model_name']} to {out} (torchscript; max abs difference to PyTorch {err:.1e})")
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    try:
+        if args.format == "onnx":
+            export_onnx(enhancer, tmp, args.seconds, meta)
+            exported = Enhancer.from_path(tmp).model
+        else:
+            exported = trace(enhancer, args.seconds)
+            torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
+        err = parity(enhancer, exported, args.seconds)
+        if not err <= args.tolerance:
+            print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})", file=sys.stderr)
+            return 1
+        tmp.replace(out)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"exported {meta['model_name']} to {out} ({args.format}; max abs difference to PyTorch {err:.1e})")
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmark: real-time factor of a DCCRN student offline, streaming (frame by frame) and
-as a TorchScript export, on one CPU thread, side by side in one run (read the ratios).
+"""Benchmark: real-time factor of a DCCRN student offline (PyTorch), streaming (frame by
+frame), as TorchScript and as ONNX (onnxruntime), on one CPU thread, side by side in one
+run (read the ratios).
 
 Usage: local/bench_streaming.py [--checkpoint exp/student/checkpoints/best.pt | --config conf/student.yaml]
                                 [--seconds 10] [--repeats 3]
@@ -55,6 +56,22 @@ def main() -> None:
             runs.append((time.perf_counter() - start) / args.seconds)
         return statistics.median(runs)
 
+    import tempfile
+
+    import onnxruntime as ort
+
+    from sekd.models.onnx_dccrn import RealDCCRN
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(RealDCCRN(model), (x[:, None, :32000],), f"{tmp}/m.onnx", input_names=["noisy"],
+                          output_names=["enhanced"], dynamic_axes={"noisy": {0: "b", 2: "t"}, "enhanced": {0: "b", 1: "t"}},
+                          opset_version=17, dynamo=False)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        session = ort.InferenceSession(f"{tmp}/m.onnx", opts, providers=["CPUExecutionProvider"])
+    model.eval()
+    onnx_rtf = timed(lambda: session.run(None, {"noisy": x[:, None].numpy()}))
     offline = timed(lambda: model(x))
     streaming = timed(lambda: stream.process(x))
     script = timed(lambda: traced(x))
@@ -67,6 +84,8 @@ def main() -> None:
           f"{1000 * streaming * stream.hop / 16000:.3f} ms per call; latency {stream.algorithmic_latency / 16:.1f} ms; "
           f"max |streaming - offline| {diff:.1e})")
     print(f"torchscript RTF {script:.4f}  ({script / offline:.2f}x offline)")
+    onnx_diff = abs(session.run(None, {"noisy": x[:, None].numpy()})[0] - model(x).detach().numpy()).max()
+    print(f"onnx (ORT)  RTF {onnx_rtf:.4f}  ({onnx_rtf / offline:.2f}x offline; max |onnx - pytorch| {onnx_diff:.1e})")
 
 
 if __name__ == "__main__":
