@@ -176,11 +176,21 @@ def test_onnx_export_matches_pytorch_and_enhances(tmp_path, conf):
     assert sf.info(str(tmp_path / "n_enhanced.wav")).frames == x.shape[1]
 
 
+def test_real_arithmetic_dpdcrn_equals_the_model():
+    from sekd.models.onnx_export import RealDPDCRN
+
+    torch.manual_seed(0)
+    model = build_model("dpdcrn", channels=8, num_blocks=1, in_channels=4).eval()
+    x = 0.1 * torch.randn(2, 4, 12_345)
+    with torch.no_grad():
+        assert (RealDPDCRN(model)(x) - model(x)).abs().max().item() <= 1e-5
+
+
 def test_onnx_export_refuses_complex_models_clearly(tmp_path, capsys):
     from sekd.bin.export import main as export_main
     from sekd.train.config import build_config
 
-    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "student_dpdcrn.yaml"])
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "teacher_uformer.yaml"])
     ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"])
     assert export_main(["--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
     assert "use --format torchscript" in capsys.readouterr().err and not list(tmp_path.glob("*.onnx"))

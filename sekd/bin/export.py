@@ -7,9 +7,9 @@ Usage:
 ``onnx``: opset 17, input ``noisy`` ``[batch, channels, time]``, output ``enhanced``
 ``[batch, time]``, both axes but channels dynamic; sekd's metadata (model name, sample rate,
 channels, parameters, git commit) is in the model's ``metadata_props``. DCCRN models are
-exported through ``sekd.models.onnx_dccrn.RealDCCRN`` (the same layers, the STFT as
-convolutions, the masks in real arithmetic), MANNER as it is. Uformer and DPDCRN compute
-on complex tensors that torch's ONNX exporter does not convert: use TorchScript for them.
+exported through ``sekd.models.onnx_export.RealDCCRN`` (the same layers, the STFT as
+convolutions, the masks in real arithmetic), MANNER as it is. Uformer (complex tensors)
+and DPDCRN (the exporter fixes the length of its attention over time): use TorchScript.
 Run it with onnxruntime, or ``sekd-enhance --checkpoint student.onnx`` (which does).
 
 ``torchscript``: the model traced on ``--seconds`` of input with a dynamic length (the
@@ -46,16 +46,9 @@ def trace(enhancer: Enhancer, seconds: float) -> torch.jit.ScriptModule:
 
 def onnx_module(enhancer: Enhancer) -> torch.nn.Module:
     """The module to hand to the ONNX exporter (real arithmetic only)."""
-    from sekd.models.dccrn import DCCRN
-    from sekd.models.manner import MANNER
-    from sekd.models.onnx_dccrn import RealDCCRN
+    from sekd.models.onnx_export import real_arithmetic
 
-    if isinstance(enhancer.model, DCCRN):
-        return RealDCCRN(enhancer.model)
-    if isinstance(enhancer.model, MANNER):
-        return enhancer.model.eval()
-    raise ValueError(f"ONNX export covers DCCRN and MANNER; {type(enhancer.model).__name__} computes on "
-                     "complex tensors, which torch's ONNX exporter does not convert (use --format torchscript)")
+    return real_arithmetic(enhancer.model)
 
 
 def export_onnx(enhancer: Enhancer, path: Path, seconds: float, meta: dict) -> Path:

@@ -94,11 +94,12 @@ class _FrameNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.over_channels:
-            y = x.transpose(1, 2)  # [B, T, C, F]
-            y = F.layer_norm(y, y.shape[-2:], eps=self.eps).transpose(1, 2)
-        else:
-            y = F.layer_norm(x, x.shape[-1:], eps=self.eps)
+        # Layer norm written out (biased variance, as F.layer_norm): its shape argument would
+        # come from the input's size, which ONNX export cannot take as a constant.
+        dims = (1, 3) if self.over_channels else (3,)  # [B, C, T, F]: (C, F) or F, per frame
+        mean = x.mean(dims, keepdim=True)
+        var = (x - mean).pow(2).mean(dims, keepdim=True)
+        y = (x - mean) / torch.sqrt(var + self.eps)
         return y * self.weight[:, None, None] + self.bias[:, None, None]
 
 

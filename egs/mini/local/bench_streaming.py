@@ -60,7 +60,7 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from sekd.models.onnx_dccrn import RealDCCRN
+    from sekd.models.onnx_export import RealDCCRN
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
