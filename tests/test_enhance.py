@@ -158,7 +158,7 @@ def test_torchscript_export_matches_pytorch(tmp_path, conf):
     np.testing.assert_allclose(exported(x[0].numpy()), original(x[0].numpy()), atol=1e-4)
 
 
-@pytest.mark.parametrize("conf", ["student.yaml", "student_manner.yaml"])
+@pytest.mark.parametrize("conf", ["student.yaml", "student_manner.yaml", "student_dpdcrn.yaml"])
 def test_onnx_export_matches_pytorch_and_enhances(tmp_path, conf):
     pytest.importorskip("onnx", reason="sekd[export] not installed")
     from sekd.bin.export import main as export_main

@@ -8,8 +8,8 @@ Usage:
 ``[batch, time]``, both axes but channels dynamic; sekd's metadata (model name, sample rate,
 channels, parameters, git commit) is in the model's ``metadata_props``. DCCRN models are
 exported through ``sekd.models.onnx_export.RealDCCRN`` (the same layers, the STFT as
-convolutions, the masks in real arithmetic), MANNER as it is. Uformer (complex tensors)
-and DPDCRN (the exporter fixes the length of its attention over time): use TorchScript.
+convolutions, the masks in real arithmetic), DPDCRN likewise, MANNER as it is. Uformer
+computes on complex tensors that torch's ONNX exporter does not convert: use TorchScript.
 Run it with onnxruntime, or ``sekd-enhance --checkpoint student.onnx`` (which does).
 
 ``torchscript``: the model traced on ``--seconds`` of input with a dynamic length (the

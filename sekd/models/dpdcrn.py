@@ -64,6 +64,8 @@ Submodules for feature taps: ``encoder.<0..2>`` (``[B, C, N, 129]``, ``[B, C, N,
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -160,14 +162,24 @@ class _PathLayer(nn.Module):
         self.linear = nn.Linear(2 * d * (2 if bidirectional else 1), d)
         self.norm_out = nn.LayerNorm(d)
 
+    def _attention(self, h: torch.Tensor) -> torch.Tensor:
+        """``self.attn(h, h, h)`` written out with its weights (same values), so that ONNX export
+        keeps the sequence length dynamic (the exporter fixes it inside nn.MultiheadAttention)."""
+        attn = self.attn
+        n, length, d = h.shape
+        heads = attn.num_heads
+        q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+        q, k, v = (t.reshape(n, length, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
+        if self.mask_future:
+            future = torch.ones(length, length, dtype=torch.bool, device=h.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(n, length, d)
+        return attn.out_proj(out)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm_in(x)
-        mask = None
-        if self.mask_future:
-            n = x.shape[1]
-            mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)  # True = not allowed
-        a = self.attn(h, h, h, attn_mask=mask, need_weights=False, is_causal=self.mask_future)[0]
-        x = self.norm_attn(x + a)
+        x = self.norm_attn(x + self._attention(h))
         r = self.gru(x)[0]
         return self.norm_out(x + self.linear(F.relu(r)))
 

@@ -12,9 +12,9 @@ layers (they already work on stacked real/imaginary channels) and replace only:
 
 Same padding as the offline STFT, so the output equals ``model(x)`` to float precision
 (``sekd-export --format onnx`` checks it). Input ``[B, C, T]``, output ``[B, T]``.
-MANNER needs no wrapper (time domain). ``RealDPDCRN`` equals DPDCRN too, but its ONNX
-export fails (the exporter fixes the attention's sequence length); Uformer computes on
-complex tensors throughout.
+MANNER needs no wrapper (time domain); DPDCRN's attention is written out in the model
+(``_PathLayer._attention``) because the exporter fixes the sequence length inside
+``nn.MultiheadAttention``. Uformer computes on complex tensors throughout: not covered.
 """
 from __future__ import annotations
 
@@ -140,9 +140,6 @@ def real_arithmetic(model: nn.Module) -> nn.Module:
     if isinstance(model, MANNER):
         return model.eval()
     if isinstance(model, DPDCRN):
-        # RealDPDCRN computes it in real arithmetic, but torch's exporter fixes the sequence
-        # length inside nn.MultiheadAttention (the time path) to the example's.
-        raise ValueError("ONNX export of DPDCRN fails on its attention over time (the exporter fixes the "
-                         "sequence length); use --format torchscript")
-    raise ValueError(f"ONNX export covers DCCRN and MANNER; {type(model).__name__} computes on "
+        return RealDPDCRN(model)
+    raise ValueError(f"ONNX export covers DCCRN, DPDCRN and MANNER; {type(model).__name__} computes on "
                      "complex tensors that torch's ONNX exporter does not convert (use --format torchscript)")
