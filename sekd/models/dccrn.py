@@ -137,7 +137,11 @@ class DCCRN(nn.Module):
             x = x[:, 0]
         length = x.shape[-1]
         spec = self.stft(x)  # [B, F, N] complex
-        feats = torch.stack([spec.real, spec.imag], 1)[:, :, 1:]  # [B, 2, F-1, N]
+        mask = self.mask_from_features(torch.stack([spec.real, spec.imag], 1)[:, :, 1:])  # DC bin dropped
+        return self.stft.inverse(self.apply_mask(spec, mask), length)
+
+    def mask_from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Encoder, recurrent block, decoder: ``[B, 2, F-1, N]`` (real, imaginary) -> mask ``[B, 2, F-1, N]``."""
         skips = []
         out = feats
         for layer in self.encoder:
@@ -148,13 +152,14 @@ class DCCRN(nn.Module):
         out = self.enhance(out).reshape(n, b, c, f).permute(1, 2, 3, 0)
         for layer, skip in zip(self.decoder, reversed(skips)):
             out = layer(complex_cat([out, skip]))
+        return out
+
+    def apply_mask(self, spec: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The masked spectrum ``[B, F, N]`` (complex) from the mask ``[B, 2, F-1, N]`` (DC bin added back)."""
         mask = torch.nn.functional.pad(torch.complex(out[:, 0], out[:, 1]), (0, 0, 1, 0))
         if self.masking_mode == "E":
             mag = mask.abs()
-            phase = mask / (mag + 1e-8)
-            est = spec * torch.tanh(mag) * phase
-        elif self.masking_mode == "C":
-            est = spec * mask
-        else:
-            est = torch.complex(spec.real * mask.real, spec.imag * mask.imag)
-        return self.stft.inverse(est, length)
+            return spec * torch.tanh(mag) * (mask / (mag + 1e-8))
+        if self.masking_mode == "C":
+            return spec * mask
+        return torch.complex(spec.real * mask.real, spec.imag * mask.imag)

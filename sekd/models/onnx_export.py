@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sekd.models.complex_nn import complex_cat
 from sekd.models.dccrn import DCCRN
 from sekd.models.dpdcrn import DPDCRN
 from sekd.models.stft import STFT
@@ -88,16 +87,7 @@ class RealDCCRN(nn.Module):
         m = self.model
         length = x.shape[-1]
         re, im = self.stft(x[:, 0])
-        out = torch.stack([re, im], 1)[:, :, 1:]  # [B, 2, F-1, N]
-        skips = []
-        for layer in m.encoder:
-            out = layer(out)
-            skips.append(out)
-        b, c, f, n = out.shape
-        out = out.permute(3, 0, 1, 2).reshape(n, b, c * f)
-        out = m.enhance(out).reshape(n, b, c, f).permute(1, 2, 3, 0)
-        for layer, skip in zip(m.decoder, reversed(skips)):
-            out = layer(complex_cat([out, skip]))
+        out = m.mask_from_features(torch.stack([re, im], 1)[:, :, 1:])  # [B, 2, F-1, N]
         mr = F.pad(out[:, 0], (0, 0, 1, 0))  # [B, F, N], DC bin back
         mi = F.pad(out[:, 1], (0, 0, 1, 0))
         if m.masking_mode == "E":

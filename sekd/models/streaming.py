@@ -109,14 +109,7 @@ class StreamingDCCRN:
         for i, (layer, skip) in enumerate(zip(m.decoder, reversed(skips))):
             x = complex_cat([out, skip])
             out, self.dec_prev[i] = self._frame_step(layer, self.dec_prev[i], x), x
-        mask = torch.nn.functional.pad(torch.complex(out[:, 0], out[:, 1]), (0, 0, 1, 0))
-        if m.masking_mode == "E":
-            mag = mask.abs()
-            est = spec * torch.tanh(mag) * (mask / (mag + 1e-8))
-        elif m.masking_mode == "C":
-            est = spec * mask
-        else:
-            est = torch.complex(spec.real * mask.real, spec.imag * mask.imag)
+        est = m.apply_mask(spec, out)
         frame_out = torch.fft.irfft(est[..., 0], n=self.n_fft)[..., :self.win] * m.stft.window
         self.ola = self.ola + frame_out
         done = self.ola[:, :self.hop] / self.env
