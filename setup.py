@@ -17,6 +17,7 @@ ENTRYPOINTS = {
     "sekd-profile": "sekd.bin.profile:main",
     "sekd-plan": "sekd.bin.plan:main",
     "sekd-kd-grad-ratio": "sekd.bin.kd_grad_ratio:main",
+    "sekd-download": "sekd.bin.download:main",
 }
 
 setup(
