@@ -2,6 +2,7 @@
 # Shared stage driver of the speech-enhancement KD recipes (egs/<corpus>/run.sh calls it).
 #
 # Stages (each skips work already done: a .done marker per step):
+#   0 download     local/download.sh --db_dir <db_dir>, for recipes that have one (real corpora)
 #   1 data         local/data.sh makes Kaldi-style data dirs
 #   2 validate     utils/validate_data_dir.sh (text files) + sekd.bin.check_data (audio headers)
 #   3 teacher      train the teacher(s): --teacher_config and those the KD configs name
@@ -15,13 +16,15 @@ set -euo pipefail
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0")) $*"; }
 
 # Options (override with --name value).
-stage=1
+stage=0
 stop_stage=100
 nj=2                           # parallel jobs for scoring
 ngpu=0                         # GPUs per training job (--gpu of the job command; >1: torchrun, one process each)
 datadir=data                   # where the data dirs go
 exp=exp                        # where the systems go
 data_opts=""                   # options of local/data.sh
+db_dir=""                      # where the corpus is (or is downloaded to): --db_dir of local/{download,data}.sh
+conf_tag=""                    # e.g. tiny: layer conf/<tag>/common.yaml and conf/<tag>/<config name>.yaml on every training run
 train_set=train
 valid_set=valid
 test_sets="test"
@@ -38,7 +41,7 @@ student_opts=""                # ... for the students (baseline and KD)
 metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,sdr,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl
 asr_model=""                   # wav2vec 2.0 CTC checkpoint dir for the l3das23 / wer metrics
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
-help_message="Usage: $0 [options]   (stages: 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"
+help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"
 
 . utils/parse_options.sh
 
@@ -50,6 +53,17 @@ launch=python                  # how training starts: one process, or torchrun w
 [ "${ngpu}" -gt 1 ] && launch="torchrun --standalone --nproc_per_node ${ngpu}"
 
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+# --conf_tag: the overlay configs of a system config (a smaller model, fewer steps), as --config options.
+tag_opts() {  # <config>
+  [ -n "${conf_tag}" ] || return 0
+  local f
+  for f in "conf/${conf_tag}/common.yaml" "conf/${conf_tag}/$(basename "$1")"; do
+    if [ -f "${f}" ]; then printf -- '--config %s ' "${f}"; fi
+  done
+}
+db_opt=()
+[ -n "${db_dir}" ] && db_opt=(--db_dir "${db_dir}")
 
 # Run a job through the job command; on failure show the end of its log.
 job() {  # <cmd> <log> <command...>
@@ -85,13 +99,18 @@ train_system() {  # <name> <role> <command...>
   log "${name}: $(tail -n 1 "${dir}/train.log" | cut -d" " -f3-)"
 }
 
+if run_stage 0 && [ -x local/download.sh ]; then
+  log "stage 0: corpus download (local/download.sh${db_dir:+ --db_dir ${db_dir}})"
+  local/download.sh "${db_opt[@]}"
+fi
+
 if run_stage 1; then
   if [ -f "${datadir}/.done" ]; then
     log "stage 1: data already prepared (${datadir}/.done)"
   else
     log "stage 1: data preparation"
     # shellcheck disable=SC2086  # data_opts holds several options
-    local/data.sh --out_dir "${datadir}" ${data_opts}
+    local/data.sh --out_dir "${datadir}" "${db_opt[@]}" ${data_opts}
     touch "${datadir}/.done"
   fi
 fi
@@ -109,25 +128,26 @@ fi
 if run_stage 3; then
   while IFS=$'\t' read -r -u 3 _ name _ conf; do
     log "stage 3: teacher ${name} (${conf})"
-    # shellcheck disable=SC2086  # *_opts hold several overrides
-    train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" ${train_opts} ${teacher_opts}
+    # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
+    train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+      ${train_opts} ${teacher_opts}
   done 3< <(plan_of teacher)
 fi
 
 if run_stage 4; then
   while IFS=$'\t' read -r -u 3 _ name seed conf; do
     log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
-    # shellcheck disable=SC2086
-    train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" ${train_opts} ${student_opts} \
-      --train.seed "${seed}"
+    # shellcheck disable=SC2086,SC2046
+    train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+      ${train_opts} ${student_opts} --train.seed "${seed}"
   done 3< <(plan_of student)
 fi
 
 if run_stage 5; then
   while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
     log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
-    # shellcheck disable=SC2086
-    train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" --kd_config "${kd}" \
+    # shellcheck disable=SC2086,SC2046
+    train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}" \
       --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
   done 3< <(plan_of kd)
 fi

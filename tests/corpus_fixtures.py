@@ -1,0 +1,60 @@
+"""Fixture trees with the real corpora's layouts, file naming, sample rates and channel counts.
+
+A handful of generated files per folder: harmonic "speech" (a distinct fundamental per
+utterance, so a test can tell which clean file a noisy file was made from) plus noise.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def voiced(name: str, seconds: float, rate: int) -> np.ndarray:
+    """A harmonic signal whose fundamental is a function of ``name`` (its fingerprint)."""
+    f0 = f0_of(name)
+    t = np.arange(int(seconds * rate)) / rate
+    env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 5)) * env
+    return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
+def f0_of(name: str) -> float:
+    return 90.0 + (zlib.crc32(name.encode()) % 1500) / 10.0
+
+
+def dominant_f0(x: np.ndarray, rate: int) -> float:
+    """The strongest spectral peak between 80 and 260 Hz (the fundamental of :func:`voiced`)."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    band = (freqs >= 80) & (freqs <= 260)
+    return float(freqs[band][np.argmax(spec[band])])
+
+
+def _write(path: Path, x: np.ndarray, rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.T if x.ndim == 2 else x, rate, subtype="PCM_16")
+
+
+def _noisy(clean: np.ndarray, seed: int, channels: int = 1) -> np.ndarray:
+    noise = np.random.default_rng(seed).standard_normal((channels, clean.shape[-1])).astype(np.float32) * 0.02
+    return np.clip(clean[None] + noise, -1, 1)[0] if channels == 1 else np.clip(clean[None] + noise, -1, 1)
+
+
+VOICEBANK_TRAIN_SPEAKERS = ("p226", "p227", "p282", "p287")
+VOICEBANK_TEST_SPEAKERS = ("p232", "p257")
+
+
+def make_voicebank_demand(root: Path, per_speaker: int = 3, seconds: float = 1.2) -> Path:
+    """``clean_trainset_28spk_wav/p226_001.wav`` ... at 48 kHz mono, as the unpacked DataShare zips."""
+    rate = 48000
+    for part, speakers in (("trainset_28spk", VOICEBANK_TRAIN_SPEAKERS), ("testset", VOICEBANK_TEST_SPEAKERS)):
+        for spk in speakers:
+            for i in range(1, per_speaker + 1):
+                utt = f"{spk}_{i:03d}"
+                clean = voiced(utt, seconds + 0.1 * i, rate)
+                _write(root / f"clean_{part}_wav" / f"{utt}.wav", clean, rate)
+                _write(root / f"noisy_{part}_wav" / f"{utt}.wav", _noisy(clean, i), rate)
+    return root

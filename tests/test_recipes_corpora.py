@@ -1,0 +1,95 @@
+"""The real-corpus recipes on fixture trees with the corpora's layouts: data stages, then the
+whole recipe with --conf_tag tiny (download stages are tested in test_download.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import ROOT
+from corpus_fixtures import dominant_f0, f0_of, make_voicebank_demand
+
+TINY_METRICS = "pesq_wb,stoi,sisdr"
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["VIRTUAL_ENV"] = str(Path(sys.executable).parents[1])
+    return env
+
+
+def run_in(recipe: str, script: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(ROOT / "egs" / recipe / script), *args], capture_output=True, text=True,
+                          env=_env(), timeout=timeout, cwd=ROOT / "egs" / recipe)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def read_table(path: Path) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in path.read_text().splitlines())
+
+
+def validate(data_dir: Path) -> None:
+    proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), str(data_dir)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def check_pairs(data_dir: Path, rate: int, channels: int = 1) -> None:
+    """Every input is paired with the clean file it was made from (same fingerprint), same length."""
+    wav, ref = read_table(data_dir / "wav.scp"), read_table(data_dir / "spk1.scp")
+    assert wav.keys() == ref.keys()
+    for utt in wav:
+        noisy, r1 = sf.read(wav[utt], always_2d=True)
+        clean, r2 = sf.read(ref[utt], always_2d=True)
+        assert (r1, r2) == (rate, rate) and noisy.shape == (len(clean), channels) and clean.shape[1] == 1
+        assert abs(dominant_f0(noisy[:, 0], rate) - dominant_f0(clean[:, 0], rate)) < 3.0, utt
+
+
+def results_rows(exp: Path) -> list[str]:
+    lines = (exp / "RESULTS.md").read_text().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| System"))
+    return [line.split(" | ")[0][2:] for line in lines[head + 2:] if line.startswith("| ")]
+
+
+def test_voicebank_demand_data_prep(tmp_path):
+    db = make_voicebank_demand(tmp_path / "db")
+    out = tmp_path / "data"
+    run_in("voicebank_demand", "local/data.sh", "--db_dir", str(db), "--out_dir", str(out), "--nj", "1")
+    spks = {}
+    for subset in ("train", "valid", "test"):
+        validate(out / subset)
+        check_pairs(out / subset, 16000)
+        spks[subset] = set(read_table(out / subset / "utt2spk").values())
+    assert spks == {"train": {"p226", "p227"}, "valid": {"p282", "p287"}, "test": {"p232", "p257"}}
+    # 48 kHz -> 16 kHz keeps the duration and the fingerprint
+    utt = "p226_002"
+    clean = sf.read(read_table(out / "train" / "spk1.scp")[utt])[0]
+    assert len(clean) == int(1.4 * 16000)
+    assert abs(dominant_f0(clean, 16000) - f0_of(utt)) < 3.0
+    assert read_table(out / "train" / "utt2dur")[utt] == "1.400"
+    # a noisy file without its clean partner: an error naming it, and no data dir written
+    (db / "noisy_testset_wav" / "p232_009.wav").write_bytes((db / "noisy_testset_wav" / "p232_001.wav").read_bytes())
+    proc = subprocess.run([str(ROOT / "egs" / "voicebank_demand" / "local" / "data.sh"), "--db_dir", str(db),
+                           "--out_dir", str(tmp_path / "data2"), "--nj", "1"], capture_output=True, text=True,
+                          env=_env(), cwd=ROOT / "egs" / "voicebank_demand")
+    assert proc.returncode == 1
+    assert "noisy_testset_wav/p232_009.wav: no clean partner in" in proc.stderr
+    assert not (tmp_path / "data2" / "test").exists()
+
+
+def test_voicebank_demand_recipe_tiny(tmp_path):
+    db = make_voicebank_demand(tmp_path / "db", per_speaker=2)
+    exp = tmp_path / "exp"
+    proc = run_in("voicebank_demand", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"),
+                  "--exp", str(exp), "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--nj 1")
+    assert "download.sh: " + str(db) + "/clean_testset_wav is there" in proc.stdout  # stage 0 skipped
+    assert results_rows(exp)[:4] == ["noisy", "teacher_manner", "student_manner", "student_kd_mvat"]
+    cfg = (exp / "student_kd_mvat" / "config.yaml").read_text()
+    assert "hidden: 4" in cfg and "steps_per_epoch: 2" in cfg  # the tiny overlays were applied
