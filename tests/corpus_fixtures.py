@@ -58,3 +58,25 @@ def make_voicebank_demand(root: Path, per_speaker: int = 3, seconds: float = 1.2
                 _write(root / f"clean_{part}_wav" / f"{utt}.wav", clean, rate)
                 _write(root / f"noisy_{part}_wav" / f"{utt}.wav", _noisy(clean, i), rate)
     return root
+
+
+def make_dns2020(root: Path, readers: int = 4, per_reader: int = 2, noises: int = 4, tests: int = 3) -> Path:
+    """A DNS-Challenge clone (interspeech2020/master): datasets/{clean,noise}, synthetic test sets, 16 kHz."""
+    rate = 16000
+    ds = root / "datasets"
+    for r in range(readers):
+        for i in range(per_reader):
+            name = f"book_{r:05d}_chp_{i:04d}_reader_{1000 + r:05d}_{i}"
+            _write(ds / "clean" / f"{name}.wav", voiced(name, 1.5 + 0.2 * i, rate), rate)
+    rng = np.random.default_rng(0)
+    for j in range(noises):
+        name = ["Door_Freesound_validated_380952_5", "AirConditioner_6", "-0_2i5ePQvvE", "Typing_3"][j % 4] + f"_{j}"
+        _write(ds / "noise" / f"{name}.wav", (0.05 * rng.standard_normal(int(rate * (0.7 + j)))).astype(np.float32),
+               rate)
+    for rev in ("no_reverb", "with_reverb"):
+        for n in range(tests):
+            clean = voiced(f"{rev}{n}", 2.0, rate)
+            _write(ds / "test_set" / "synthetic" / rev / "clean" / f"clean_fileid_{n}.wav", clean, rate)
+            noisy_name = f"clnsp{n}_{['ac', 'typing', 'babble'][n % 3]}_{n}_snr{5 * n}_tl-25_fileid_{n}.wav"
+            _write(ds / "test_set" / "synthetic" / rev / "noisy" / noisy_name, _noisy(clean, n), rate)
+    return root

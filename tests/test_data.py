@@ -137,3 +137,48 @@ def test_kaldiio_ark_entries(tmp_path):
     ref, _ = sf.read(DataDir(make_data_dir(tmp_path / "e", num_utts=2)).wav[key].value, dtype="float32")
     assert noisy.shape == (1, 16000)
     assert np.abs(noisy[0].numpy() - ref).max() < 1e-3
+
+
+def _noise_pool(tmp_path, lengths=(24000, 3000)):
+    rng = np.random.default_rng(5)
+    lines = []
+    for i, n in enumerate(lengths):
+        path = tmp_path / f"noise{i}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+        lines.append(f"n{i} {path}\n")
+    (tmp_path / "noise.scp").write_text("".join(lines))
+    return tmp_path / "noise.scp"
+
+
+def test_mixing_dataset_snr_level_and_determinism(tmp_path):
+    from sekd.data import MixingDataset
+
+    data = make_data_dir(tmp_path / "d", num_utts=6, seconds=1.0)
+    (data / "wav.scp").write_text((data / "spk1.scp").read_text())  # dynamic mixing: the input is clean speech
+    scp = _noise_pool(tmp_path)
+    ds = MixingDataset(data, str(scp), segment=0.5, seed=3, snr_range=(5.0, 5.0), level_range=(-25.0, -25.0))
+    for i in range(len(ds)):
+        mix, clean = ds[i]
+        mix, clean = mix.double().numpy(), clean.double().numpy()
+        assert mix.shape == (1, 8000) and clean.shape == (8000,)
+        noise = mix[0] - clean
+        assert 10 * np.log10(np.mean(clean**2) / np.mean(noise**2)) == pytest.approx(5.0, abs=1e-3)
+        level = 20 * np.log10(np.sqrt(np.mean(mix**2)))
+        assert level == pytest.approx(-25.0, abs=1e-3) or np.abs(mix).max() == pytest.approx(0.99, abs=1e-4)
+    a, b = ds[2], MixingDataset(data, str(scp), 0.5, seed=3, snr_range=(5.0, 5.0), level_range=(-25.0, -25.0))[2]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # a pure function of (seed, epoch, index)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2][0], a[0])
+    # a loud level is scaled down rather than clipped
+    loud = MixingDataset(data, str(scp), 0.5, seed=3, snr_range=(0.0, 0.0), level_range=(0.0, 0.0))
+    assert max(float(loud[i][0].abs().max()) for i in range(len(loud))) <= 0.99 + 1e-6
+
+
+def test_mixing_dataset_repeats_short_noise(tmp_path):
+    from sekd.data import MixingDataset
+
+    data = make_data_dir(tmp_path / "d", num_utts=2, seconds=1.0)
+    scp = _noise_pool(tmp_path, lengths=(3000,))  # shorter than the 8000-sample crop
+    mix, clean = MixingDataset(data, str(scp), 0.5, snr_range=(0.0, 0.0), level_range=(-20.0, -20.0))[0]
+    noise = (mix[0] - clean).numpy()
+    assert np.allclose(noise[:3000], noise[3000:6000], atol=1e-6)

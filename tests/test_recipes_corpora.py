@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from conftest import ROOT
-from corpus_fixtures import dominant_f0, f0_of, make_voicebank_demand
+from corpus_fixtures import dominant_f0, f0_of, make_dns2020, make_voicebank_demand
 
 TINY_METRICS = "pesq_wb,stoi,sisdr"
 
@@ -93,3 +93,45 @@ def test_voicebank_demand_recipe_tiny(tmp_path):
     assert results_rows(exp)[:4] == ["noisy", "teacher_manner", "student_manner", "student_kd_mvat"]
     cfg = (exp / "student_kd_mvat" / "config.yaml").read_text()
     assert "hidden: 4" in cfg and "steps_per_epoch: 2" in cfg  # the tiny overlays were applied
+
+
+def test_dns2020_data_prep(tmp_path):
+    db = make_dns2020(tmp_path / "DNS-Challenge")
+    out = tmp_path / "data"
+    run_in("dns2020", "local/data.sh", "--db_dir", str(db), "--out_dir", str(out), "--num_valid", "2")
+    for subset in ("train", "valid", "test_no_reverb", "test_with_reverb"):
+        validate(out / subset)
+    for subset in ("noise_train", "noise_valid"):
+        proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), "--no-spk1", str(out / subset)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    for rev in ("no_reverb", "with_reverb"):
+        check_pairs(out / f"test_{rev}", 16000)
+        assert sorted(read_table(out / f"test_{rev}" / "wav.scp")) == ["fileid_0", "fileid_1", "fileid_2"]
+        assert read_table(out / f"test_{rev}" / "spk1.scp")["fileid_2"].endswith(f"{rev}/clean/clean_fileid_2.wav")
+    # training input is the clean speech itself (mixed on the fly); readers never in both train and valid
+    train = read_table(out / "train" / "wav.scp")
+    assert train == read_table(out / "train" / "spk1.scp") and len(train) == 6
+    assert all(utt.startswith("reader_0100") for utt in train)
+    valid_spk = set(read_table(out / "valid" / "utt2spk").values())
+    assert len(valid_spk) == 1 and not valid_spk & set(read_table(out / "train" / "utt2spk").values())
+    # validation mixtures: rendered once, 4 s, noisy = clean + noise from held-out clips
+    assert set(read_table(out / "noise_valid" / "wav.scp")).isdisjoint(read_table(out / "noise_train" / "wav.scp"))
+    check_pairs(out / "valid", 16000)
+    # a noisy test file without its clean partner names the file
+    (db / "datasets/test_set/synthetic/no_reverb/clean/clean_fileid_1.wav").unlink()
+    proc = subprocess.run([str(ROOT / "egs" / "dns2020" / "local" / "data.sh"), "--db_dir", str(db),
+                           "--out_dir", str(tmp_path / "data2")], capture_output=True, text=True, env=_env(),
+                          cwd=ROOT / "egs" / "dns2020")
+    assert proc.returncode == 1 and "_fileid_1.wav: no clean partner clean_fileid_1.wav" in proc.stderr
+
+
+def test_dns2020_recipe_tiny(tmp_path):
+    db = make_dns2020(tmp_path / "DNS-Challenge")
+    exp = tmp_path / "exp"
+    run_in("dns2020", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
+           "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--num_valid 2")
+    assert results_rows(exp)[:4] == ["noisy", "teacher_uformer", "student", "student_kd_atkl"]
+    text = (exp / "RESULTS.md").read_text()
+    assert "## test_no_reverb (3 utterances)" in text and "## test_with_reverb (3 utterances)" in text
+    assert "noise_scp: ../noise_train/wav.scp" in (exp / "student" / "config.yaml").read_text()

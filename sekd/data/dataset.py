@@ -81,6 +81,68 @@ class CropDataset(_Base):
         return torch.from_numpy(noisy), torch.from_numpy(ref)
 
 
+class MixingDataset(CropDataset):
+    """On-the-fly noisy mixtures: a crop of clean speech plus a random noise crop at a random SNR.
+
+    The DNS Challenge way of training on hundreds of hours without rendering them: the data
+    dir's ``spk1.scp`` is the clean speech (its ``wav.scp`` names the same files), ``noise``
+    a ``DataDir``-style scp of noise recordings. For item ``index`` of epoch ``e``, a
+    generator seeded with ``(seed, e, index)`` picks, as the challenge's synthesizer
+    (``noisyspeech_synthesizer_singleprocess.py``, interspeech2020 branch) does:
+
+    - a noise file and a ``segment``-long crop of it (shorter files are repeated);
+    - an SNR uniform in ``snr_range`` dB, the noise scaled so that
+      ``10 log10(P_speech / P_noise) = SNR`` with powers over the crop;
+    - a level uniform in ``level_range`` dBFS for the mixture's RMS, applied to the mixture
+      and the clean target alike, then both scaled down together if the mixture would clip
+      (peak above 0.99).
+
+    Returns ``(mixture [1, S], clean [S])`` like ``CropDataset``; a pure function of
+    ``(seed, epoch, index)``, so resumed runs see the same batches.
+    """
+
+    def __init__(self, data: DataDir | str, noise_scp: str, segment: float, sample_rate: int = 16000,
+                 seed: int = 0, snr_range: tuple[float, float] = (0.0, 40.0),
+                 level_range: tuple[float, float] = (-35.0, -15.0)) -> None:
+        super().__init__(data, segment, sample_rate, seed, channels=None, ref_channel=0)
+        from sekd.data.kaldi_dir import read_scp
+
+        self.noise = read_scp(noise_scp)
+        self.noise_keys = sorted(self.noise)
+        self.snr_range, self.level_range = tuple(map(float, snr_range)), tuple(map(float, level_range))
+        self._noise_lengths: dict[str, int] = {}
+
+    def _noise_crop(self, rng: np.random.Generator) -> np.ndarray:
+        key = self.noise_keys[int(rng.integers(len(self.noise_keys)))]
+        entry = self.noise[key]
+        if key not in self._noise_lengths:
+            self._noise_lengths[key] = entry_info(entry, key)[2]
+        length = self._noise_lengths[key]
+        start = int(rng.integers(0, length - self.segment + 1)) if length > self.segment else 0
+        noise = _read(entry, key, self.sample_rate, start, start + self.segment)[0]
+        if len(noise) < self.segment:
+            noise = np.tile(noise, -(-self.segment // max(len(noise), 1)))[: self.segment]
+        return noise.astype(np.float64)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _, clean = super().__getitem__(index)
+        clean = clean.numpy().astype(np.float64)
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        noise = self._noise_crop(rng)
+        snr = rng.uniform(*self.snr_range)
+        p_speech, p_noise = np.mean(clean**2), np.mean(noise**2)
+        if p_speech > 0 and p_noise > 0:
+            noise = noise * np.sqrt(p_speech / (p_noise * 10 ** (snr / 10)))
+        mix = clean + noise
+        rms = np.sqrt(np.mean(mix**2))
+        gain = 10 ** (rng.uniform(*self.level_range) / 20) / rms if rms > 0 else 1.0
+        peak = np.abs(mix).max() * gain
+        if peak > 0.99:
+            gain *= 0.99 / peak
+        mix, clean = mix * gain, clean * gain
+        return torch.from_numpy(mix[None].astype(np.float32)), torch.from_numpy(clean.astype(np.float32))
+
+
 class UtteranceDataset(_Base):
     """Whole utterances: ``(key, noisy [C, T], clean [T] or None)``; use with batch size 1."""
 

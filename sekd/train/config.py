@@ -17,6 +17,11 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "channels": None,  # input channels to expect (None: any)
         "ref_channel": 0,
+        # On-the-fly mixing (sekd.data.MixingDataset): an scp of noise recordings, relative
+        # paths taken from the training data dir; the train set's spk1.scp is the clean speech.
+        "noise_scp": None,
+        "snr_range": [0.0, 40.0],  # dB, uniform
+        "level_range": [-35.0, -15.0],  # dBFS of the mixture, uniform
     },
     "loss": {"name": "sisnr"},
     "optim": {"name": "adam", "lr": 1.0e-3, "weight_decay": 0.0},

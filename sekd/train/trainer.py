@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from sekd.data import CropDataset, UtteranceDataset, collate_single
+from sekd.data import CropDataset, MixingDataset, UtteranceDataset, collate_single
 from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
 from sekd.models import build_model, count_parameters
@@ -94,8 +94,13 @@ class Trainer:
         self.amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled and amp == "fp16")
         self.seed = int(tcfg["seed"])
-        self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
-                                     dcfg["channels"], dcfg["ref_channel"])
+        if dcfg["noise_scp"]:
+            noise_scp = Path(train_dir) / dcfg["noise_scp"]  # an absolute path stays as it is
+            self.train_set = MixingDataset(train_dir, str(noise_scp), dcfg["segment"], dcfg["sample_rate"],
+                                           self.seed, dcfg["snr_range"], dcfg["level_range"])
+        else:
+            self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
+                                         dcfg["channels"], dcfg["ref_channel"])
         self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
         seed_everything(self.seed)
         self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).to(self.dist.device)
