@@ -38,9 +38,10 @@ def _write(path: Path, x: np.ndarray, rate: int) -> None:
     sf.write(path, x.T if x.ndim == 2 else x, rate, subtype="PCM_16")
 
 
-def _noisy(clean: np.ndarray, seed: int, channels: int = 1) -> np.ndarray:
-    noise = np.random.default_rng(seed).standard_normal((channels, clean.shape[-1])).astype(np.float32) * 0.02
-    return np.clip(clean[None] + noise, -1, 1)[0] if channels == 1 else np.clip(clean[None] + noise, -1, 1)
+def _noisy(clean: np.ndarray, seed: int) -> np.ndarray:
+    """``clean`` ([T] or [C, T]) plus white noise, same shape."""
+    noise = np.random.default_rng(seed).standard_normal(clean.shape).astype(np.float32) * 0.02
+    return np.clip(clean + noise, -1, 1)
 
 
 VOICEBANK_TRAIN_SPEAKERS = ("p226", "p227", "p282", "p287")
@@ -79,4 +80,23 @@ def make_dns2020(root: Path, readers: int = 4, per_reader: int = 2, noises: int 
             _write(ds / "test_set" / "synthetic" / rev / "clean" / f"clean_fileid_{n}.wav", clean, rate)
             noisy_name = f"clnsp{n}_{['ac', 'typing', 'babble'][n % 3]}_{n}_snr{5 * n}_tl-25_fileid_{n}.wav"
             _write(ds / "test_set" / "synthetic" / rev / "noisy" / noisy_name, _noisy(clean, n), rate)
+    return root
+
+
+def make_l3das23(root: Path, splits=("train100", "dev"), speakers: int = 4, per_speaker: int = 2) -> Path:
+    """``L3DAS23_Task1_<split>/{data/<id>_A.wav, data/<id>_B.wav, labels/<id>.wav, labels/<id>.txt}``:
+    4-channel 16 kHz Ambisonics inputs (W, X, Y, Z of the 'speech' plus noise) and mono targets."""
+    rate = 16000
+    for s, split in enumerate(splits):
+        folder = root / f"L3DAS23_Task1_{split}"
+        for k in range(speakers if split != "dev" else 2):
+            spk = 100 + 37 * k + 1000 * s
+            for i in range(per_speaker):
+                name = f"{spk}-{5000 + k}-{i:04d}"
+                clean = voiced(name, 1.0 + 0.25 * i, rate)
+                _write(folder / "labels" / f"{name}.wav", clean, rate)
+                (folder / "labels" / f"{name}.txt").write_text(f"WORDS OF {name.upper()}\n")
+                for mic, gains in (("A", (1.0, 0.7, 0.2, -0.1)), ("B", (1.0, -0.5, 0.4, 0.1))):
+                    foa = np.stack([g * clean for g in gains])
+                    _write(folder / "data" / f"{name}_{mic}.wav", _noisy(foa, 2 * i + (mic == "B")), rate)
     return root

@@ -47,7 +47,7 @@ def test_kd_config_builds(conf):
     for role, path in (("student", student_conf), ("teacher", teacher_conf)):
         mcfg = build_config([path])["model"]
         models[role] = build_model(mcfg["name"], **mcfg["args"]).eval()
-    x = 0.1 * torch.randn(2, 1, 8000)
+    x = 0.1 * torch.randn(2, cfg["data"]["channels"] or 1, 8000)  # multi-channel recipes say how many
     for term_cfg in cfg["kd"]["terms"]:
         term = build_kd_term(term_cfg["name"], **term_cfg.get("args", {}))
         with FeatureTaps(models["student"], term.student_taps()) as s, torch.no_grad():

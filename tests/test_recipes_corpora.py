@@ -12,9 +12,10 @@ import pytest
 import soundfile as sf
 
 from conftest import ROOT
-from corpus_fixtures import dominant_f0, f0_of, make_dns2020, make_voicebank_demand
+from corpus_fixtures import dominant_f0, f0_of, make_dns2020, make_l3das23, make_voicebank_demand
 
 TINY_METRICS = "pesq_wb,stoi,sisdr"
+TINY_REPORT = ["--report_opts", "--profile_seconds 0.25"]  # the cost profile of each model on 0.25 s of audio
 
 
 def _env() -> dict:
@@ -88,7 +89,7 @@ def test_voicebank_demand_recipe_tiny(tmp_path):
     db = make_voicebank_demand(tmp_path / "db", per_speaker=2)
     exp = tmp_path / "exp"
     proc = run_in("voicebank_demand", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"),
-                  "--exp", str(exp), "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--nj 1")
+                  "--exp", str(exp), "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--nj 1", *TINY_REPORT)
     assert "download.sh: " + str(db) + "/clean_testset_wav is there" in proc.stdout  # stage 0 skipped
     assert results_rows(exp)[:4] == ["noisy", "teacher_manner", "student_manner", "student_kd_mvat"]
     cfg = (exp / "student_kd_mvat" / "config.yaml").read_text()
@@ -130,8 +131,54 @@ def test_dns2020_recipe_tiny(tmp_path):
     db = make_dns2020(tmp_path / "DNS-Challenge")
     exp = tmp_path / "exp"
     run_in("dns2020", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
-           "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--num_valid 2")
+           "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--num_valid 2", *TINY_REPORT)
     assert results_rows(exp)[:4] == ["noisy", "teacher_uformer", "student", "student_kd_atkl"]
     text = (exp / "RESULTS.md").read_text()
     assert "## test_no_reverb (3 utterances)" in text and "## test_with_reverb (3 utterances)" in text
     assert "noise_scp: ../noise_train/wav.scp" in (exp / "student" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("mics,channels", [("A", 4), ("AB", 8)])
+def test_l3das23_data_prep(tmp_path, mics, channels):
+    db = make_l3das23(tmp_path / "L3DAS23")
+    out = tmp_path / "data"
+    run_in("l3das23", "local/data.sh", "--db_dir", str(db), "--out_dir", str(out), "--mics", mics, "--nj", "1")
+    for subset in ("train", "valid", "test"):
+        validate(out / subset)
+        check_pairs(out / subset, 16000, channels=channels)
+    train_spk = set(read_table(out / "train" / "utt2spk").values())
+    valid_spk = set(read_table(out / "valid" / "utt2spk").values())
+    assert len(valid_spk) == 1 and len(train_spk) == 3 and not train_spk & valid_spk
+    assert sorted(read_table(out / "test" / "wav.scp")) == ["1100-5000-0000", "1100-5000-0001", "1137-5001-0000",
+                                                              "1137-5001-0001"]
+    assert read_table(out / "test" / "text")["1137-5001-0001"] == "WORDS OF 1137-5001-0001"
+    wav = read_table(out / "test" / "wav.scp")["1100-5000-0000"]
+    if mics == "A":
+        assert wav.endswith("L3DAS23_Task1_dev/data/1100-5000-0000_A.wav")  # read in place
+    else:  # channels 0-3 are mic A, 4-7 mic B, as the challenge's loader stacks them
+        merged = sf.read(wav)[0]
+        a = sf.read(db / "L3DAS23_Task1_dev" / "data" / "1100-5000-0000_A.wav")[0]
+        b = sf.read(db / "L3DAS23_Task1_dev" / "data" / "1100-5000-0000_B.wav")[0]
+        assert np.array_equal(merged, np.concatenate([a, b], axis=1))
+
+
+def test_l3das23_missing_label_is_named(tmp_path):
+    db = make_l3das23(tmp_path / "L3DAS23")
+    (db / "L3DAS23_Task1_dev" / "labels" / "1137-5001-0000.wav").unlink()
+    proc = subprocess.run([str(ROOT / "egs" / "l3das23" / "local" / "data.sh"), "--db_dir", str(db),
+                           "--out_dir", str(tmp_path / "data")], capture_output=True, text=True, env=_env(),
+                          cwd=ROOT / "egs" / "l3das23")
+    assert proc.returncode == 1
+    assert "data/1137-5001-0000_A.wav: no target 1137-5001-0000.wav in" in proc.stderr
+    assert not (tmp_path / "data" / "test").exists()
+
+
+def test_l3das23_recipe_tiny(tmp_path):
+    db = make_l3das23(tmp_path / "L3DAS23")
+    exp = tmp_path / "exp"
+    run_in("l3das23", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
+           "--conf_tag", "tiny", "--metrics", TINY_METRICS + ",l3das23", "--data_opts", "--nj 1", *TINY_REPORT)
+    assert results_rows(exp)[:4] == ["noisy", "teacher_dpdcrn", "student_dpdcrn", "student_kd_i2srf_tfckd"]
+    assert "L3DAS23 unavailable: no ASR model" in (exp / "RESULTS.md").read_text()
+    enhanced = read_table(exp / "student_kd_i2srf_tfckd" / "enhanced" / "test" / "wav.scp")
+    assert sf.info(next(iter(enhanced.values()))).channels == 1  # 4 channels in, the mono target out

@@ -40,6 +40,7 @@ student_opts=""                # ... for the students (baseline and KD)
 # l3das23 (and wer) with --asr_model <wav2vec2 dir> for the L3DAS23 challenge metric.
 metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,sdr,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl
 asr_model=""                   # wav2vec 2.0 CTC checkpoint dir for the l3das23 / wer metrics
+report_opts=""                 # options of sekd.bin.report, e.g. "--profile_seconds 0.5 --no_plots"
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
 help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"
 
@@ -191,6 +192,8 @@ fi
 
 if run_stage 8; then
   log "stage 8: report"
-  python -m sekd.bin.report --exp_dir "${exp}" --sets "$(echo "${test_sets}" | tr ' ' ',')" --data_dir "${datadir}"
+  # shellcheck disable=SC2086  # report_opts holds several options
+  python -m sekd.bin.report --exp_dir "${exp}" --sets "$(echo "${test_sets}" | tr ' ' ',')" --data_dir "${datadir}" \
+    ${report_opts}
   log "wrote ${exp}/RESULTS.md"
 fi

@@ -33,16 +33,33 @@ _COST_CACHE: dict[str, dict] = {}
 
 
 def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
-    """sekd-profile's figures for a system's model, rebuilt from its config.yaml."""
+    """sekd-profile's figures for a system's model, rebuilt from its config.yaml.
+
+    Kept in ``<system>/costs.json`` (with the config and the audio length they were measured
+    with), so a rerun of the report does not profile again.
+    """
     conf = system_dir / "config.yaml"
     if not conf.exists():
         return None
     if str(conf) not in _COST_CACHE:
-        from sekd.models.profile import profile_model
         from sekd.train.config import yaml_load
 
         cfg = yaml_load(conf.read_text())
-        _COST_CACHE[str(conf)] = profile_model(cfg["model"]["name"], cfg["model"]["args"], seconds=seconds)
+        key = {"model": cfg["model"], "seconds": seconds}
+        cache = system_dir / "costs.json"
+        try:
+            saved = json.loads(cache.read_text())
+            costs = saved["costs"] if saved["key"] == key else None
+        except (OSError, ValueError, KeyError):
+            costs = None
+        if costs is None:
+            from sekd.models.profile import profile_model
+
+            costs = profile_model(cfg["model"]["name"], cfg["model"]["args"], seconds=seconds)
+            tmp = cache.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps({"key": key, "costs": costs}, indent=1) + "\n")
+            tmp.replace(cache)
+        _COST_CACHE[str(conf)] = costs
     return _COST_CACHE[str(conf)]
 
 
@@ -114,7 +131,7 @@ def _pair_baselines(rows: list[dict]) -> None:
         r["teacher_row"] = r["teacher"] if r["teacher"] in by_system else None
 
 
-def collect(exp_dir: Path, test_set: str) -> list[dict]:
+def collect(exp_dir: Path, test_set: str, profile_seconds: float = 2.0) -> list[dict]:
     """The scored systems of ``test_set``; runs of one system with several seeds (``<system>_seed<N>``)
     become one row with the mean (``seeds``: how many, ``spread``: their standard deviation)."""
     groups: dict[str, list[dict]] = {}
@@ -123,7 +140,7 @@ def collect(exp_dir: Path, test_set: str) -> list[dict]:
         groups.setdefault(row["system"], []).append(row)
     rows = [_merge_seeds(runs) for runs in groups.values()]
     for r in rows:  # the costs of a model do not depend on its seed: profile one run
-        r["costs"] = model_costs(r["dir"]) if r["role"] != "noisy" else None
+        r["costs"] = model_costs(r["dir"], profile_seconds) if r["role"] != "noisy" else None
     rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), r["system"]))
     _pair_baselines(rows)
     return rows
@@ -276,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="root of the data dirs (<data_dir>/<set>/wav.scp): enables the spectrogram panel")
     parser.add_argument("--utt", default=None, help="utterance of the spectrogram panel (default: the first)")
     parser.add_argument("--no_plots", action="store_true")
+    parser.add_argument("--profile_seconds", type=float, default=2.0,
+                        help="audio length of the cost profile (params, MACs, RTF, memory) of each model")
     parser.add_argument("--primary_metric", default="pesq_wb",
                         help="metric of the gain / gap-closed columns of the main table")
     args = parser.parse_args(argv)
@@ -284,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# {args.title or 'Results: ' + str(exp_dir.resolve().parent.name)}", ""]
     csv_rows = []
     for test_set in [s for s in args.sets.split(",") if s]:
-        rows = collect(exp_dir, test_set)
+        rows = collect(exp_dir, test_set, args.profile_seconds)
         if not rows:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
