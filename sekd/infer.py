@@ -45,10 +45,10 @@ class Enhancer:
         self.model = model.eval()
         self.sample_rate, self.channels, self.info = int(sample_rate), int(channels), info or {}
         self.streamer = None
-        if streaming:  # frame-by-frame state instead of chunks (causal DCCRN only)
-            from sekd.models.streaming import StreamingDCCRN
+        if streaming:  # frame-by-frame state instead of chunks (causal DCCRN and DPDCRN)
+            from sekd.models.streaming import streamer
 
-            self.streamer = StreamingDCCRN(model)
+            self.streamer = streamer(model)
         # The shortest input the model takes: two STFT windows, or 0.1 s.
         win_len = getattr(getattr(model, "stft", None), "win_len", None) or self.info.get("win_len") or 0
         self.min_length = max(2 * int(win_len), self.sample_rate // 10)
@@ -126,17 +126,17 @@ class Enhancer:
         s = self.streamer
         s.reset(1)
 
-        def run(samples: np.ndarray) -> np.ndarray:
-            return np.concatenate([s.step(torch.from_numpy(samples[i:i + s.hop])[None])[0].numpy()
-                                   for i in range(0, len(samples), s.hop)])
+        def run(samples: np.ndarray) -> np.ndarray:  # [C, n * hop] -> [n * hop]
+            return np.concatenate([s.step(torch.from_numpy(samples[:, i:i + s.hop])[None])[0].numpy()
+                                   for i in range(0, samples.shape[1], s.hop)])
 
-        buf, skip, total, emitted = np.zeros(0, np.float32), s.left, 0, 0
+        buf, skip, total, emitted = np.zeros((self.channels, 0), np.float32), s.left, 0, 0
         for block in blocks:
-            buf = np.concatenate([buf, np.asarray(block[0], np.float32)])
+            buf = np.concatenate([buf, np.asarray(block, np.float32)], axis=1)
             total += block.shape[1]
-            n = len(buf) // s.hop * s.hop
+            n = buf.shape[1] // s.hop * s.hop
             if n:
-                out, buf = run(buf[:n]), buf[n:]
+                out, buf = run(buf[:, :n]), buf[:, n:]
                 out, skip = out[skip:], max(skip - len(out), 0)
                 emitted += len(out)
                 if len(out):
@@ -144,7 +144,7 @@ class Enhancer:
         # Flush with zeros until every input sample has come out.
         steps = -(-(total - emitted + skip) // s.hop)
         if steps > 0:
-            pending = np.concatenate([buf, np.zeros(steps * s.hop - len(buf), np.float32)])
+            pending = np.pad(buf, ((0, 0), (0, steps * s.hop - buf.shape[1])))
             yield run(pending)[skip:skip + total - emitted]
 
     def __call__(self, audio: np.ndarray, rate: int | None = None, chunk_seconds: float = 30.0,

@@ -10,7 +10,7 @@ Usage:
 Any sample rate (resampled to the model's and back with soxr); mono models take one
 channel of a multi-channel file with ``--channel``; files of any length are streamed in
 overlapping chunks (``--chunk_seconds``, ``--overlap_seconds``), so memory stays flat;
-``--streaming`` runs a causal DCCRN frame by frame instead (state carried, no chunks).
+``--streaming`` runs a causal DCCRN or DPDCRN frame by frame instead (state carried, no chunks).
 Each output is written to a temporary name and renamed when complete. In recipe mode
 (``--data_dir``) the outputs go to ``<out_dir>/wav/<utt>.wav`` with a ``wav.scp`` and the
 real-time factor in ``rtf``; ``<out_dir>`` appears only when every utterance is done.
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk_seconds", type=float, default=30.0)
     parser.add_argument("--overlap_seconds", type=float, default=1.0)
     parser.add_argument("--streaming", action="store_true",
-                        help="frame-by-frame inference with carried state (causal DCCRN models)")
+                        help="frame-by-frame inference with carried state (causal DCCRN and DPDCRN models)")
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("inputs", nargs="*", help="audio files, folders, or wav.scp files")
     args = parser.parse_args(argv)

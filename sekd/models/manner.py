@@ -158,7 +158,8 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(channels, channels // 2), nn.ReLU(), nn.Linear(channels // 2, channels))
+        hidden = max(1, channels // 2)  # the official C // 2; at least one unit for one-channel toy sizes
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
         self.map = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,11 @@
-"""Frame-by-frame inference for causal DCCRN models: ``StreamingDCCRN``.
+"""Frame-by-frame inference for causal models: ``StreamingDCCRN``, ``StreamingDPDCRN``.
 
-Feed ``hop`` samples at a time (``step``); each call returns ``hop`` enhanced samples. The
-streamer keeps, per layer, what the next frame needs and nothing else:
+Feed ``hop`` samples at a time (``step``); each call returns ``hop`` enhanced samples. A
+streamer keeps, per layer, what the next frame needs and nothing else. Common to both
+(``_FrameStreamer``):
 
-- STFT: the last ``win_len - hop`` input samples (the offline STFT pads ``win_len - hop``
-  zeros on the left, so the stream starts from zeros);
-- every encoder and decoder layer: its previous input frame (their time kernels span two
-  frames; a causal transposed convolution's output frame ``t`` is
-  ``W0 x_t + W1 x_{t-1}``), batch norm in eval mode acting per frame;
-- the LSTMs: their ``(h, c)``;
+- STFT: the last ``win_len - hop`` input samples of every channel (the offline STFT pads
+  ``win_len - hop`` zeros on the left, so the stream starts from zeros);
 - inverse STFT: the overlap-add tail; the window-power normalisation is periodic in
   ``hop`` inside the signal, so each emitted sample is divided by its steady-state value.
 
@@ -17,30 +14,47 @@ samples ``t*hop - (win_len - hop) ...``, i.e. the output lags the input by
 ``win_len - hop`` samples, and a sample is out ``win_len`` samples (one window) after it
 went in: ``algorithmic_latency``. ``process`` runs a whole signal through the stream and
 returns it aligned with the input; it equals ``model(x)`` to float precision (tested).
-Only the causal DCCRN (``causal=True``, the default) streams: the official layout's
-decoder looks one frame ahead per layer.
+
+Per model, the state a frame needs:
+
+- DCCRN: every encoder and decoder layer's previous input frame (their time kernels span
+  two frames; a causal transposed convolution's output frame ``t`` is
+  ``W0 x_t + W1 x_{t-1}``), batch norm in eval mode acting per frame; the LSTMs' ``(h, c)``.
+- DPDCRN: each dilated dense layer ``i`` the last ``2**i`` frames of its input (its kernel
+  joins frames ``t - 2**i`` and ``t``); each time-path layer of each dual-path block the
+  keys and values of every past frame (the causal time attention attends to all of them,
+  as offline: a KV cache, so the cost of a frame grows with the stream's length) and its
+  GRU state; everything else (the (1, 3) convs, per-frame norms, the frequency path)
+  works within a frame.
+
+Only causal models stream (``causal=True``, the default of both): the official layouts
+look ahead (DCCRN's decoder one frame per layer, DPDCRN's utterance-level norms and
+unmasked time attention).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sekd.models.complex_nn import ComplexLSTM, complex_cat
 from sekd.models.dccrn import DCCRN, _RealRNN
+from sekd.models.dpdcrn import DPDCRN, _DilatedDense, _PathLayer
 
 
-class StreamingDCCRN:
-    """``StreamingDCCRN(model).step(block [B, hop]) -> [B, hop]``; ``process(x [B, T]) -> [B, T]``."""
+class _FrameStreamer:
+    """STFT framing and overlap-add around a per-frame model step (``_frame``)."""
 
-    def __init__(self, model: DCCRN) -> None:
-        if not isinstance(model, DCCRN):
-            raise TypeError(f"streaming needs a DCCRN, not {type(model).__name__}")
+    def __init__(self, model: nn.Module) -> None:
         if not model.causal:
-            raise ValueError("this DCCRN looks ahead (causal=False): it cannot stream frame by frame")
+            raise ValueError(f"this {type(model).__name__} looks ahead (causal=False): it cannot stream frame by frame")
         self.model = model.eval()
         stft = model.stft
         self.win, self.hop, self.n_fft = stft.win_len, stft.hop, stft.n_fft
         self.left = self.win - self.hop
+        self.channels = int(getattr(model, "in_channels", 1))
         w2 = stft.window ** 2
         # Steady-state overlap-add normaliser, one value per position inside a hop.
         self.env = torch.stack([w2[j::self.hop].sum() for j in range(self.hop)])
@@ -53,8 +67,59 @@ class StreamingDCCRN:
     def reset(self, batch: int = 1) -> None:
         dtype = self.model.stft.window.dtype
         self.batch = batch
-        self.in_buf = torch.zeros(batch, self.left, dtype=dtype)
+        self.in_buf = torch.zeros(batch, self.channels, self.left, dtype=dtype)
         self.ola = torch.zeros(batch, self.win, dtype=dtype)
+        self._reset_model_state()
+
+    def _reset_model_state(self) -> None:
+        raise NotImplementedError
+
+    def _frame(self, spec: torch.Tensor) -> torch.Tensor:
+        """One frame's spectrum ``[B, C, F]`` (complex) -> the enhanced spectrum ``[B, F]``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, block: torch.Tensor) -> torch.Tensor:
+        """``hop`` new input samples ``[B, hop]`` (or ``[B, C, hop]``) -> the ``hop`` output samples they complete."""
+        if block.dim() == 2:
+            block = block[:, None]
+        if self.batch is None or block.shape[0] != self.batch:
+            self.reset(block.shape[0])
+        if block.shape[-1] != self.hop or block.shape[1] != self.channels:
+            raise ValueError(f"a step takes [B, {self.channels}, {self.hop}] samples, got {list(block.shape)}")
+        frame = torch.cat([self.in_buf, block], -1)  # the last win_len samples
+        self.in_buf = frame[..., self.hop:]
+        spec = torch.fft.rfft(frame * self.model.stft.window, n=self.n_fft)  # [B, C, F]
+        est = self._frame(spec)
+        frame_out = torch.fft.irfft(est, n=self.n_fft)[..., :self.win] * self.model.stft.window
+        self.ola = self.ola + frame_out
+        done = self.ola[:, :self.hop] / self.env
+        self.ola = F.pad(self.ola[:, self.hop:], (0, self.hop))
+        return done
+
+    @torch.no_grad()
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        """A whole signal ``[B, T]`` (or ``[B, C, T]``) through the stream, aligned with the input: ``[B, T]``."""
+        if x.dim() == 2:
+            x = x[:, None]
+        length = x.shape[-1]
+        self.reset(x.shape[0])
+        total = length + self.left  # the stream's output lags by `left` samples
+        steps = -(-total // self.hop)
+        x = F.pad(x, (0, steps * self.hop - length))
+        out = torch.cat([self.step(x[..., i * self.hop:(i + 1) * self.hop]) for i in range(steps)], -1)
+        return out[:, self.left:self.left + length]
+
+
+class StreamingDCCRN(_FrameStreamer):
+    """``StreamingDCCRN(model).step(block [B, hop]) -> [B, hop]``; ``process(x [B, T]) -> [B, T]``."""
+
+    def __init__(self, model: DCCRN) -> None:
+        if not isinstance(model, DCCRN):
+            raise TypeError(f"StreamingDCCRN needs a DCCRN, not {type(model).__name__}")
+        super().__init__(model)
+
+    def _reset_model_state(self) -> None:
         self.enc_prev: list[torch.Tensor | None] = [None] * len(self.model.encoder)
         self.dec_prev: list[torch.Tensor | None] = [None] * len(self.model.decoder)
         self.rnn_state: dict[int, tuple] = {}
@@ -88,17 +153,9 @@ class StreamingDCCRN:
             x = torch.cat([real, imag], -1)
         return x
 
-    @torch.no_grad()
-    def step(self, block: torch.Tensor) -> torch.Tensor:
-        """``hop`` new input samples ``[B, hop]`` -> the ``hop`` output samples they complete."""
+    def _frame(self, spec: torch.Tensor) -> torch.Tensor:
         m = self.model
-        if self.batch is None or block.shape[0] != self.batch:
-            self.reset(block.shape[0])
-        if block.shape[-1] != self.hop:
-            raise ValueError(f"a step takes {self.hop} samples, got {block.shape[-1]}")
-        frame = torch.cat([self.in_buf, block], -1)  # the last win_len samples
-        self.in_buf = frame[:, self.hop:]
-        spec = torch.fft.rfft(frame * m.stft.window, n=self.n_fft)[..., None]  # [B, F, 1]
+        spec = spec[:, 0, :, None]  # [B, F, 1]
         out = torch.stack([spec.real, spec.imag], 1)[:, :, 1:]  # [B, 2, F-1, 1]
         skips = []
         for i, layer in enumerate(m.encoder):
@@ -109,20 +166,84 @@ class StreamingDCCRN:
         for i, (layer, skip) in enumerate(zip(m.decoder, reversed(skips))):
             x = complex_cat([out, skip])
             out, self.dec_prev[i] = self._frame_step(layer, self.dec_prev[i], x), x
-        est = m.apply_mask(spec, out)
-        frame_out = torch.fft.irfft(est[..., 0], n=self.n_fft)[..., :self.win] * m.stft.window
-        self.ola = self.ola + frame_out
-        done = self.ola[:, :self.hop] / self.env
-        self.ola = torch.nn.functional.pad(self.ola[:, self.hop:], (0, self.hop))
-        return done
+        return m.apply_mask(spec, out)[..., 0]
 
-    @torch.no_grad()
-    def process(self, x: torch.Tensor) -> torch.Tensor:
-        """A whole signal ``[B, T]`` through the stream, aligned with the input: ``[B, T]``."""
-        length = x.shape[-1]
-        self.reset(x.shape[0])
-        total = length + self.left  # the stream's output lags by `left` samples
-        steps = -(-total // self.hop)
-        x = torch.nn.functional.pad(x, (0, steps * self.hop - length))
-        out = torch.cat([self.step(x[:, i * self.hop:(i + 1) * self.hop]) for i in range(steps)], -1)
-        return out[:, self.left:self.left + length]
+
+class StreamingDPDCRN(_FrameStreamer):
+    """``StreamingDPDCRN(model).step(block [B, C, hop]) -> [B, hop]``; ``process(x [B, C, T]) -> [B, T]``."""
+
+    def __init__(self, model: DPDCRN) -> None:
+        if not isinstance(model, DPDCRN):
+            raise TypeError(f"StreamingDPDCRN needs a DPDCRN, not {type(model).__name__}")
+        super().__init__(model)
+
+    def _reset_model_state(self) -> None:
+        self.dense_past: dict[int, torch.Tensor] = {}  # id(layer) -> its last 2**i input frames
+        self.kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(time path layer) -> keys, values
+        self.gru_state: dict[int, torch.Tensor] = {}
+
+    def _dense(self, block: _DilatedDense, x: torch.Tensor) -> torch.Tensor:
+        """One frame ``[B, C, 1, F]`` of a dilated dense block (its offline forward, frame by frame)."""
+        skip, out = x, x
+        for i, layer in enumerate(block.layers):
+            _, conv, norm, act = layer
+            past = self.dense_past.get(id(layer))
+            if past is None:  # the offline zero padding of the first 2**i frames
+                past = torch.zeros(*skip.shape[:2], 2**i, skip.shape[-1], dtype=skip.dtype)
+            both = F.pad(torch.cat([past[:, :, :1], skip], 2), (1, 1, 0, 0))  # frames t - 2**i and t
+            out = act(norm(F.conv2d(both, conv.weight, conv.bias)))
+            self.dense_past[id(layer)] = torch.cat([past[:, :, 1:], skip], 2)
+            if i + 1 < len(block.layers):
+                skip = torch.cat([out, skip], 1)
+        return out
+
+    def _time_path(self, layer: _PathLayer, x: torch.Tensor) -> torch.Tensor:
+        """One frame ``[N, 1, d]`` of a causal time-path layer, with its KV cache and GRU state."""
+        attn = layer.attn
+        n, _, d = x.shape
+        heads = attn.num_heads
+        q, k, v = F.linear(layer.norm_in(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+        q, k, v = (t.reshape(n, 1, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+        if id(layer) in self.kv:
+            past_k, past_v = self.kv[id(layer)]
+            k, v = torch.cat([past_k, k], 2), torch.cat([past_v, v], 2)
+        self.kv[id(layer)] = (k, v)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)  # every key is in the past
+        out = attn.out_proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(n, 1, d))
+        x = layer.norm_attn(x + out)
+        r, self.gru_state[id(layer)] = layer.gru(x, self.gru_state.get(id(layer)))
+        return layer.norm_out(x + layer.linear(F.relu(r)))
+
+    def _dual_path(self, x: torch.Tensor) -> torch.Tensor:
+        dp = self.model.dual_path
+        h = dp.input(x)
+        out = x
+        for block in dp.blocks:
+            b, d, t, f = h.shape
+            fr = block.freq(h.permute(0, 2, 3, 1).reshape(b * t, f, d))
+            fr = block.freq_norm(fr.reshape(b, t, f, d).permute(0, 3, 1, 2))
+            tm = self._time_path(block.time, h.permute(0, 3, 2, 1).reshape(b * f, t, d))
+            tm = block.time_norm(tm.reshape(b, f, t, d).permute(0, 3, 2, 1))
+            h = h + dp.k1 * fr + dp.k2 * tm
+            out = dp.output(h)
+        return out
+
+    def _frame(self, spec: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        out = torch.stack([spec.real, spec.imag], 2).flatten(1, 2)[:, :, None]  # [B, 2C, 1, F]
+        for layer in m.encoder:
+            out = self._dense(layer, out) if isinstance(layer, _DilatedDense) else layer(out)
+        out = self._dual_path(out)
+        for layer in m.decoder:
+            out = self._dense(layer, out) if isinstance(layer, _DilatedDense) else layer(out)
+        mask = torch.complex(out[:, 0, 0], out[:, 1, 0])  # [B, F]
+        mag = mask.abs()
+        return spec[:, 0] * (torch.tanh(mag) / (mag + 1e-8)) * mask
+
+
+def streamer(model: nn.Module) -> _FrameStreamer:
+    """The frame-by-frame streamer of a causal model (DCCRN or DPDCRN)."""
+    for kind, cls in ((DCCRN, StreamingDCCRN), (DPDCRN, StreamingDPDCRN)):
+        if isinstance(model, kind):
+            return cls(model)
+    raise TypeError(f"{type(model).__name__} has no frame-by-frame streaming (DCCRN and DPDCRN do)")

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Benchmark: real-time factor of a DCCRN student offline (PyTorch), streaming (frame by
-frame), as TorchScript and as ONNX (onnxruntime), on one CPU thread, side by side in one
-run (read the ratios).
+"""Benchmark: real-time factor of a causal student (DCCRN or DPDCRN) offline (PyTorch),
+streaming (frame by frame), as TorchScript and as ONNX (onnxruntime), on one CPU thread,
+side by side in one run (read the ratios).
 
 Usage: local/bench_streaming.py [--checkpoint exp/student/checkpoints/best.pt | --config conf/student.yaml]
                                 [--seconds 10] [--repeats 3]
 RTF = processing time / audio duration (median of the repeats). Streaming processes one
-hop (100 samples = 6.25 ms at 16 kHz) per call, as a live stream would.
+hop per call (DCCRN: 100 samples = 6.25 ms at 16 kHz; DPDCRN: 256 = 16 ms), as a live
+stream would. DPDCRN's causal time attention keeps every past frame (a KV cache), so its
+streaming cost per frame grows with the length: compare --seconds 10 and 60.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     from sekd.models import build_model
-    from sekd.models.streaming import StreamingDCCRN
+    from sekd.models.streaming import streamer
 
     if args.checkpoint:
         from sekd.train.checkpoint import load_model
@@ -41,11 +43,12 @@ def main() -> None:
         cfg = build_config([args.config])
         model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).eval()
         source = args.config
-    x = 0.1 * torch.randn(1, int(args.seconds * 16000), generator=torch.Generator().manual_seed(0))
-    stream = StreamingDCCRN(model)
+    channels = int(getattr(model, "in_channels", 1))
+    x = 0.1 * torch.randn(1, channels, int(args.seconds * 16000), generator=torch.Generator().manual_seed(0))
+    stream = streamer(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, x[:, :32000], check_trace=False)
+        traced = torch.jit.trace(model, x[..., :32000], check_trace=False)
 
     def timed(fn) -> float:
         runs = []
@@ -60,18 +63,18 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from sekd.models.onnx_export import RealDCCRN
+    from sekd.models.onnx_export import real_arithmetic
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(RealDCCRN(model), (x[:, None, :32000],), f"{tmp}/m.onnx", input_names=["noisy"],
+        torch.onnx.export(real_arithmetic(model), (x[..., :32000],), f"{tmp}/m.onnx", input_names=["noisy"],
                           output_names=["enhanced"], dynamic_axes={"noisy": {0: "b", 2: "t"}, "enhanced": {0: "b", 1: "t"}},
                           opset_version=17, dynamo=False)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         session = ort.InferenceSession(f"{tmp}/m.onnx", opts, providers=["CPUExecutionProvider"])
     model.eval()
-    onnx_rtf = timed(lambda: session.run(None, {"noisy": x[:, None].numpy()}))
+    onnx_rtf = timed(lambda: session.run(None, {"noisy": x.numpy()}))
     offline = timed(lambda: model(x))
     streaming = timed(lambda: stream.process(x))
     script = timed(lambda: traced(x))
@@ -81,10 +84,10 @@ def main() -> None:
     print(f"model: {source} ({params:,} parameters), {args.seconds:g} s of audio, 1 thread, median of {args.repeats}")
     print(f"offline     RTF {offline:.4f}")
     print(f"streaming   RTF {streaming:.4f}  ({streaming / offline:.2f}x offline; one call per {stream.hop} samples, "
-          f"{1000 * streaming * stream.hop / 16000:.3f} ms per call; latency {stream.algorithmic_latency / 16:.1f} ms; "
+          f"{1000 * streaming * stream.hop / 16000:.3f} ms per {1000 * stream.hop / 16000:g} ms call; latency {stream.algorithmic_latency / 16:.1f} ms; "
           f"max |streaming - offline| {diff:.1e})")
     print(f"torchscript RTF {script:.4f}  ({script / offline:.2f}x offline)")
-    onnx_diff = abs(session.run(None, {"noisy": x[:, None].numpy()})[0] - model(x).detach().numpy()).max()
+    onnx_diff = abs(session.run(None, {"noisy": x.numpy()})[0] - model(x).detach().numpy()).max()
     print(f"onnx (ORT)  RTF {onnx_rtf:.4f}  ({onnx_rtf / offline:.2f}x offline; max |onnx - pytorch| {onnx_diff:.1e})")
 
 
