@@ -100,3 +100,32 @@ def make_l3das23(root: Path, splits=("train100", "dev"), speakers: int = 4, per_
                     foa = np.stack([g * clean for g in gains])
                     _write(folder / "data" / f"{name}_{mic}.wav", _noisy(foa, 2 * i + (mic == "B")), rate)
     return root
+
+
+def make_voxceleb1(root: Path, train_speakers=("id10001", "id10002", "id10003"), test_speakers=("id10270", "id10271"),
+                   videos: int = 2, per_video: int = 2) -> Path:
+    """``wav/id<NNNNN>/<video>/<nnnnn>.wav`` (16 kHz mono), ``iden_split.txt``, ``veri_test2.txt``."""
+    rate = 16000
+    rels = []
+    for spk in (*train_speakers, *test_speakers):
+        for v in range(videos):
+            video = f"{spk[-2:]}Vid{v}xYz_"  # YouTube ids have letters, digits, '-' and '_'
+            for i in range(1, per_video + 1):
+                rel = f"{spk}/{video}/{i:05d}.wav"
+                _write(root / "wav" / rel, voiced(rel, 1.0 + 0.1 * i, rate), rate)
+                rels.append(rel)
+    # identification split: every speaker's first video is validation (2)
+    lines = []
+    for rel in rels:
+        spk, video, name = rel.split("/")
+        split = "2" if video.endswith("0xYz_") else "1"
+        lines.append(f"{split} {rel}\n")
+    (root / "iden_split.txt").write_text("".join(lines))
+    test = [r for r in rels if r.split("/")[0] in test_speakers]
+    trials = []
+    for a in test:
+        for b in test:
+            if a < b:
+                trials.append(f"{int(a.split('/')[0] == b.split('/')[0])} {a} {b}\n")
+    (root / "veri_test2.txt").write_text("".join(trials))
+    return root

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from conftest import ROOT
-from corpus_fixtures import dominant_f0, f0_of, make_dns2020, make_l3das23, make_voicebank_demand
+from corpus_fixtures import dominant_f0, f0_of, make_dns2020, make_l3das23, make_voicebank_demand, make_voxceleb1
 
 TINY_METRICS = "pesq_wb,stoi,sisdr"
 TINY_REPORT = ["--report_opts", "--profile_seconds 0.25"]  # the cost profile of each model on 0.25 s of audio
@@ -182,3 +182,34 @@ def test_l3das23_recipe_tiny(tmp_path):
     assert "L3DAS23 unavailable: no ASR model" in (exp / "RESULTS.md").read_text()
     enhanced = read_table(exp / "student_kd_i2srf_tfckd" / "enhanced" / "test" / "wav.scp")
     assert sf.info(next(iter(enhanced.values()))).channels == 1  # 4 channels in, the mono target out
+
+
+def test_voxceleb1_data_prep(tmp_path):
+    db = make_voxceleb1(tmp_path / "VoxCeleb1")
+    out = tmp_path / "data"
+    run_in("voxceleb1", "local/data.sh", "--db_dir", str(db), "--out_dir", str(out))
+    for subset in ("train", "valid", "test"):
+        proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), "--no-spk1", str(out / subset)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    spk = {s: set(read_table(out / s / "utt2spk").values()) for s in ("train", "valid", "test")}
+    assert spk["train"] == spk["valid"] == {"id10001", "id10002", "id10003"} and spk["test"] == {"id10270", "id10271"}
+    train, valid = read_table(out / "train" / "wav.scp"), read_table(out / "valid" / "wav.scp")
+    assert "id10001-01Vid0xYz_-00002" in valid and not set(train) & set(valid)  # iden_split 2 held out
+    assert len(valid) == 6 and len(train) == 6
+    assert train["id10001-01Vid1xYz_-00001"].endswith("wav/id10001/01Vid1xYz_/00001.wav")
+    trials = [line.split() for line in (out / "test" / "trials").read_text().splitlines()]
+    assert len(trials) == 28 and sum(t[2] == "target" for t in trials) == 12  # 8 files: C(8,2); 2 x C(4,2) target
+    test_utts = read_table(out / "test" / "wav.scp")
+    assert all(t[0] in test_utts and t[1] in test_utts for t in trials)
+    for a, b, label in trials:
+        assert (label == "target") == (a.split("-")[0] == b.split("-")[0])
+    vtrials = [line.split() for line in (out / "valid" / "trials").read_text().splitlines()]
+    assert {t[2] for t in vtrials} == {"target", "nontarget"}
+    assert all(t[0] in valid and t[1] in valid for t in vtrials)
+    # a trial naming a missing file: file and line in the error
+    with open(db / "veri_test2.txt", "a") as f:
+        f.write("1 id10270/nope/00001.wav id10271/nope/00002.wav\n")
+    proc = subprocess.run([str(ROOT / "egs" / "voxceleb1" / "local" / "data.sh"), "--db_dir", str(db), "--out_dir",
+                           str(tmp_path / "d2")], capture_output=True, text=True, env=_env(), cwd=ROOT / "egs" / "voxceleb1")
+    assert proc.returncode == 1 and "veri_test2.txt:29: id10270/nope/00001.wav is not in" in proc.stderr
