@@ -38,6 +38,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 from sekd.models import dccrn, dpdcrn, manner, uformer  # noqa: E402  (importing a model module registers it)
+from sekd.models import ecapa  # noqa: E402  (speaker verification: waveform -> embedding)
 
 # Named paper-size configurations: preset name -> (model name, constructor arguments).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,3 +47,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     **{k: ("manner", v) for k, v in manner.CONFIGS.items()},
     **{k: ("uformer", v) for k, v in uformer.CONFIGS.items()},
 }
+
+# Speaker-verification presets (models with ``task = "sv"``: waveform -> embedding), kept apart
+# from PRESETS, whose models all map a waveform to a waveform.
+SV_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {k: ("ecapa_tdnn", v) for k, v in ecapa.CONFIGS.items()}
