@@ -46,6 +46,7 @@ setup(
         "threadpoolctl>=3.1",
         "matplotlib>=3.7",
         "soxr>=0.3",
+        "pyroomacoustics>=0.10",  # egs/mini_foa: simulated rooms (sekd.data.synth.room)
     ],
     extras_require={
         "test": ["pytest>=7.4", "pytest-timeout>=2.2"],

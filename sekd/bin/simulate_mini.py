@@ -3,11 +3,16 @@
 Usage: python -m sekd.bin.simulate_mini --out_dir data/mini_corpus [--seed 0]
            [--num_train 1000 --num_valid 100 --num_test 100]
            [--num_train_speakers 40 --num_valid_speakers 5 --num_test_speakers 10]
-           [--snr_low -5 --snr_high 15] [--nj 1] [--overwrite]
+           [--snr_low -5 --snr_high 15] [--nj 1] [--overwrite] [--array foa]
 
 Writes <out_dir>/{train,valid,test}/ Kaldi data dirs (wav.scp noisy, spk1.scp clean,
 noise1.scp, utt2spk, spk2utt, utt2dur, text, utt2snr, utt2noise) and the wavs under
 <out_dir>/wav/. A rerun with the same options finds the finished corpus and does nothing.
+
+--array foa renders every utterance in a simulated room onto a tetrahedral microphone
+converted to first-order Ambisonics (needs pyroomacoustics): wav.scp 4-channel B-format
+(ACN order W, Y, Z, X; SN3D), spk1.scp the mono direct-path speech at the array centre,
+noise1.scp the 4-channel noise, plus utt2rt60 and utt2distance (sekd.data.synth.room).
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise_types", default=NOISE_TYPES, help=f"comma-separated subset of {NOISE_TYPES}")
     p.add_argument("--nj", type=int, default=1, help="parallel processes (the output does not depend on it)")
     p.add_argument("--overwrite", action="store_true", help="replace an out_dir made with other parameters")
+    p.add_argument("--array", choices=("mono", "foa"), default="mono",
+                   help="mono wavs, or 4-channel first-order Ambisonics from simulated rooms (foa)")
     return p
 
 
@@ -62,11 +69,17 @@ def main(argv: list[str] | None = None) -> int:
             nj=args.nj,
             overwrite=args.overwrite,
             progress=True,
+            array=None if args.array == "mono" else args.array,
         )
+    except ImportError as e:
+        print(f"simulate_mini: error: --array {args.array} needs {e.name or 'a missing package'} "
+              f"(pip install pyroomacoustics): {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileExistsError) as e:
         print(f"simulate_mini: error: {e}", file=sys.stderr)
         return 1
-    print(f"mini corpus in {args.out_dir} (seed {args.seed}, {time.time() - start:.1f} s)")
+    kind = "" if args.array == "mono" else f", {args.array}"
+    print(f"mini corpus in {args.out_dir} (seed {args.seed}{kind}, {time.time() - start:.1f} s)")
     print(f"{'set':<6} {'utts':>6} {'spks':>5} {'hours':>7}")
     for name in SETS:
         s = summary.get(name, {"utterances": 0, "speakers": 0, "hours": 0.0})

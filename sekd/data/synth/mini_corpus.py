@@ -28,9 +28,25 @@ seed whatever ``nj`` is. Speaker sets are disjoint (no voice+variant pair in two
 Atomicity: the corpus is written to a hidden temporary directory next to ``out_dir`` and
 renamed into place at the end, so a killed run leaves no half-written ``out_dir``. A
 rerun with the same parameters finds ``.params.json`` and does nothing.
+
+First-order Ambisonics (``array="foa"``, :func:`render_foa_utterance`): the same planned
+speech and noise (same sentences, speakers, noise types, SNRs, levels) are placed as two
+point sources in a simulated room and captured by a tetrahedral A-format microphone
+converted to B-format (:mod:`.room`: geometry, directivity, rooms, RIR model). Then
+``wav.scp`` holds 4-channel wavs in ACN order ``[W, Y, Z, X]`` (SN3D), ``spk1.scp`` the
+mono target, the direct-path speech at the array centre (time-aligned with W), and
+``noise1.scp`` the 4-channel noise image (``noisy == speech image + noise`` exactly, as
+integers). Levels: the target's active level is the planned level; the SNR is the active
+power of the speech image over the mean noise power, both on W. Extra tables:
+``utt2rt60`` (s) and ``utt2distance`` (m, source to array centre). The room of an
+utterance is drawn from its own stream, ``default_rng([plan.seed, 1])``, so it is also a
+pure function of the plan. ``.params.json`` gains ``"array": "foa"`` and the room
+configuration; a mono corpus's parameters are unchanged (and its wavs byte-identical),
+so a mono corpus directory is never taken for an FOA one or the other way round.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import multiprocessing
@@ -39,7 +55,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -48,6 +64,9 @@ from .noise import NOISE_TYPES, active_power, make_noise, mix_at_snr, peak_norma
 from .tts import Speaker, make_speaker_pools, synthesize
 from .words import make_sentence, sentence_to_tts
 
+if TYPE_CHECKING:
+    from .room import RoomGeometry
+
 log = logging.getLogger(__name__)
 
 SETS: tuple[str, ...] = ("train", "valid", "test")
@@ -55,6 +74,8 @@ GENERATOR_VERSION = 1  # bump when the same parameters would give different audi
 SPEECH_LEVEL_DBFS = (-30.0, -20.0)
 PEAK = 0.9
 PARAMS_FILE = ".params.json"
+ARRAYS: tuple[str, ...] = ("foa",)  # array=None: mono
+ROOM_STREAM = 1  # the room of an utterance: default_rng([plan.seed, ROOM_STREAM])
 
 
 @dataclass(frozen=True)
@@ -130,8 +151,8 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def render_utterance(plan: UtterancePlan, sample_rate: int = 16000) -> dict[str, np.ndarray]:
-    """Synthesize and mix one planned utterance: int16 ``{"clean", "noise", "noisy"}``."""
+def _dry_signals(plan: UtterancePlan, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """The planned speech at its active level (float64) and the unscaled noise of the same length."""
     rng = np.random.default_rng(plan.seed)
     speech = synthesize(sentence_to_tts(list(plan.words)), plan.speaker, sample_rate, seed=plan.seed)
     speech = speech.astype(np.float64) * (10 ** (plan.level_dbfs / 20) / np.sqrt(active_power(speech, sample_rate)))
@@ -141,6 +162,12 @@ def render_utterance(plan: UtterancePlan, sample_rate: int = 16000) -> dict[str,
         noise = make_noise("babble", len(speech), rng, sample_rate, babble_talkers=talkers)
     else:
         noise = make_noise(plan.noise_type, len(speech), rng, sample_rate)
+    return speech, noise
+
+
+def render_utterance(plan: UtterancePlan, sample_rate: int = 16000) -> dict[str, np.ndarray]:
+    """Synthesize and mix one planned utterance: int16 ``{"clean", "noise", "noisy"}``."""
+    speech, noise = _dry_signals(plan, sample_rate)
     noisy, noise = mix_at_snr(speech, noise, plan.snr_db, sample_rate)
     speech, noise, noisy = peak_normalize(speech, noise, noisy, peak=PEAK)
     clean_q, noise_q = _to_int16(speech), _to_int16(noise)
@@ -148,12 +175,41 @@ def render_utterance(plan: UtterancePlan, sample_rate: int = 16000) -> dict[str,
     return {"clean": clean_q, "noise": noise_q, "noisy": noisy_q}
 
 
-def _render_and_write(args: tuple[UtterancePlan, str, int]) -> tuple[str, int]:
-    plan, wav_root, sample_rate = args
-    signals = render_utterance(plan, sample_rate)
+def render_foa_utterance(plan: UtterancePlan, sample_rate: int = 16000) -> tuple[dict[str, np.ndarray], RoomGeometry]:
+    """One planned utterance in a simulated room, as FOA (module docstring).
+
+    Returns int16 ``{"clean": [T] direct-path target, "noise": [4, T], "noisy": [4, T]}``
+    (B-format W, Y, Z, X) and the room it was rendered in.
+    """
+    from .room import render_scene, sample_room
+
+    speech, noise = _dry_signals(plan, sample_rate)
+    rng = np.random.default_rng([plan.seed, ROOM_STREAM])
+    geom = sample_room(rng)
+    scene = render_scene(speech, [noise], geom, sample_rate, rng)
+    gain = 10 ** (plan.level_dbfs / 20) / np.sqrt(active_power(scene["target"], sample_rate))
+    target, image = scene["target"] * gain, scene["speech"] * gain
+    p_noise = float(np.mean(scene["noise"][0] ** 2))
+    if p_noise <= 0:
+        raise ValueError(f"{plan.utt_id}: the noise is silent at the array; SNR is undefined")
+    noise_img = scene["noise"] * np.sqrt(active_power(image[0], sample_rate) / (p_noise * 10.0 ** (plan.snr_db / 10.0)))
+    target, image, noise_img = peak_normalize(target, image, noise_img, image + noise_img, peak=PEAK)[:3]
+    clean_q, image_q, noise_q = _to_int16(target), _to_int16(image), _to_int16(noise_img)
+    noisy_q = (image_q.astype(np.int32) + noise_q).clip(-32768, 32767).astype(np.int16)
+    return {"clean": clean_q, "noise": noise_q, "noisy": noisy_q}, geom
+
+
+def _render_and_write(args: tuple[UtterancePlan, str, int, str | None]) -> tuple[str, int, dict | None]:
+    plan, wav_root, sample_rate, array = args
+    info = None
+    if array == "foa":
+        signals, geom = render_foa_utterance(plan, sample_rate)
+        info = {"rt60": geom.rt60, "distance": geom.distance(0)}
+    else:
+        signals = render_utterance(plan, sample_rate)
     for kind, x in signals.items():
-        sf.write(os.path.join(wav_root, plan.subset, kind, plan.utt_id + ".wav"), x, sample_rate, subtype="PCM_16")
-    return plan.utt_id, len(signals["clean"])
+        sf.write(os.path.join(wav_root, plan.subset, kind, plan.utt_id + ".wav"), x.T, sample_rate, subtype="PCM_16")
+    return plan.utt_id, signals["clean"].shape[-1], info
 
 
 def _write_table(path: Path, rows: Iterable[tuple[str, str]]) -> None:
@@ -163,7 +219,8 @@ def _write_table(path: Path, rows: Iterable[tuple[str, str]]) -> None:
 
 
 def _write_data_dir(
-    data_dir: Path, wav_root: str, plans: Sequence[UtterancePlan], lengths: dict[str, int], sample_rate: int
+    data_dir: Path, wav_root: str, plans: Sequence[UtterancePlan], lengths: dict[str, int], sample_rate: int,
+    rooms: dict[str, dict] | None = None,
 ) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     subset = data_dir.name
@@ -179,6 +236,9 @@ def _write_data_dir(
     _write_table(data_dir / "text", ((p.utt_id, " ".join(p.words)) for p in plans))
     _write_table(data_dir / "utt2snr", ((p.utt_id, f"{p.snr_db:.2f}") for p in plans))
     _write_table(data_dir / "utt2noise", ((p.utt_id, p.noise_type) for p in plans))
+    if rooms is not None:
+        _write_table(data_dir / "utt2rt60", ((p.utt_id, f"{rooms[p.utt_id]['rt60']:.3f}") for p in plans))
+        _write_table(data_dir / "utt2distance", ((p.utt_id, f"{rooms[p.utt_id]['distance']:.3f}") for p in plans))
     spk2utt: dict[str, list[str]] = {}
     for p in plans:
         spk2utt.setdefault(p.speaker.speaker_id, []).append(p.utt_id)
@@ -211,29 +271,34 @@ def _read_params(out_dir: Path) -> dict | None:
 
 
 def _render_all(
-    jobs: list[tuple[UtterancePlan, str, int]], nj: int, progress: bool
-) -> dict[str, int]:
+    jobs: list[tuple[UtterancePlan, str, int, str | None]], nj: int, progress: bool
+) -> tuple[dict[str, int], dict[str, dict]]:
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc="simulate mini", unit="utt", disable=not progress, mininterval=1.0)
     lengths: dict[str, int] = {}
+    infos: dict[str, dict] = {}
     try:
         if nj <= 1 or len(jobs) < 2:
             for job in jobs:
-                utt, n = _render_and_write(job)
+                utt, n, info = _render_and_write(job)
                 lengths[utt] = n
+                if info is not None:
+                    infos[utt] = info
                 bar.update()
         else:
             # spawn: workers start clean (no inherited threads or eSpeak state); results
             # do not depend on which worker renders what, see the module docstring.
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(min(nj, len(jobs))) as pool:
-                for utt, n in pool.imap_unordered(_render_and_write, jobs, chunksize=4):
+                for utt, n, info in pool.imap_unordered(_render_and_write, jobs, chunksize=4):
                     lengths[utt] = n
+                    if info is not None:
+                        infos[utt] = info
                     bar.update()
     finally:
         bar.close()
-    return lengths
+    return lengths, infos
 
 
 def make_mini_corpus(
@@ -252,8 +317,12 @@ def make_mini_corpus(
     nj: int = 1,
     overwrite: bool = False,
     progress: bool = False,
+    array: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Synthesize the mini corpus into ``out_dir`` (see the module docstring for the layout).
+
+    ``array``: ``None`` for mono wavs, ``"foa"`` for 4-channel first-order Ambisonics rendered
+    in simulated rooms (needs pyroomacoustics; module docstring).
 
     Returns :func:`summarize_corpus`'s per-set summary. When ``out_dir`` already holds a
     complete corpus made with the same parameters it is left alone. When it holds
@@ -269,6 +338,8 @@ def make_mini_corpus(
         raise ValueError(f"noise_types must be a non-empty subset of {NOISE_TYPES}, got {list(noise_types)}")
     if snr_range[0] > snr_range[1]:
         raise ValueError(f"snr_range low > high: {snr_range}")
+    if array is not None and array not in ARRAYS:
+        raise ValueError(f"array must be None (mono) or one of {ARRAYS}, got {array!r}")
     params = {
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
@@ -281,6 +352,14 @@ def make_mini_corpus(
         "sample_rate": int(sample_rate),
         "noise_types": list(noise_types),
     }
+    if array == "foa":
+        if importlib.util.find_spec("pyroomacoustics") is None:  # fail before rendering anything
+            raise ImportError("array='foa' needs pyroomacoustics (pip install pyroomacoustics)",
+                              name="pyroomacoustics")
+        from .room import ROOM_VERSION, RoomConfig
+
+        params["array"] = "foa"
+        params["room"] = {"version": ROOM_VERSION, **RoomConfig().to_dict()}
     out = Path(os.path.abspath(out_dir))
     if _read_params(out) == params and all((out / s / "wav.scp").is_file() for s in SETS):
         log.info("%s already holds this corpus (%s); nothing to do", out, PARAMS_FILE)
@@ -290,7 +369,11 @@ def make_mini_corpus(
             out.rmdir()
         elif not overwrite:
             old = _read_params(out)
-            why = "was made with other parameters" if old else "is not a finished mini corpus"
+            why = "is not a finished mini corpus"
+            if old:
+                kinds = (old.get("array", "mono"), params.get("array", "mono"))
+                why = (f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1]
+                       else "was made with other parameters")
             raise FileExistsError(f"{out} exists and {why}; remove it or pass overwrite=True (--overwrite)")
 
     pools = make_speaker_pools(
@@ -309,10 +392,11 @@ def make_mini_corpus(
         for s in SETS:
             for kind in ("noisy", "clean", "noise"):
                 (tmp / "wav" / s / kind).mkdir(parents=True)
-        jobs = [(p, str(tmp / "wav"), sample_rate) for s in SETS for p in plans[s]]
-        lengths = _render_all(jobs, nj, progress)
+        jobs = [(p, str(tmp / "wav"), sample_rate, array) for s in SETS for p in plans[s]]
+        lengths, rooms = _render_all(jobs, nj, progress)
         for s in SETS:
-            _write_data_dir(tmp / s, str(out / "wav"), plans[s], lengths, sample_rate)
+            _write_data_dir(tmp / s, str(out / "wav"), plans[s], lengths, sample_rate,
+                            rooms if array is not None else None)
         (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if out.exists():  # overwrite: swap the old one out, then delete it
