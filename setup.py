@@ -18,6 +18,8 @@ ENTRYPOINTS = {
     "sekd-plan": "sekd.bin.plan:main",
     "sekd-kd-grad-ratio": "sekd.bin.kd_grad_ratio:main",
     "sekd-download": "sekd.bin.download:main",
+    "sekd-extract-embeddings": "sekd.bin.extract_embeddings:main",
+    "sekd-simulate-mini-spk": "sekd.bin.simulate_mini_spk:main",
 }
 
 setup(

@@ -94,3 +94,42 @@ def assert_gradients_everywhere(model) -> None:
     assert not missing, missing
     zero = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
     assert not zero, zero
+
+
+def make_sv_data_dir(path: Path, num_speakers: int = 4, per_speaker: int = 3, seconds: float = 1.0,
+                     rate: int = 16000, seed: int = 0, trials: bool = True) -> Path:
+    """A speaker-verification data dir (wav.scp, utt2spk, spk2utt, utt2dur, trials): speaker ``k`` is a
+    harmonic voice at f0 = 90 + 17 k Hz (+-3 % per utterance) with a syllable-rate envelope; every pair of
+    utterances is a trial (target when the speakers match)."""
+    rng = np.random.default_rng(seed)
+    (path / "wav").mkdir(parents=True, exist_ok=True)
+    utts = []
+    for k in range(num_speakers):
+        spk = f"spk{k:02d}"
+        for i in range(per_speaker):
+            n = int(seconds * rate * rng.uniform(0.8, 1.2))
+            t = np.arange(n) / rate
+            f0 = (90 + 17 * k) * rng.uniform(0.97, 1.03)
+            x = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) / h for h in range(1, 6))
+            x = 0.3 * x * (0.5 * (1 + np.sin(2 * np.pi * rng.uniform(3, 5) * t))) / np.abs(x).max()
+            x = x + 0.01 * rng.standard_normal(n)
+            utt = f"{spk}-u{i:02d}"
+            sf.write(path / "wav" / f"{utt}.wav", x.astype(np.float32), rate)
+            utts.append((utt, spk, n / rate))
+    utts.sort()
+    (path / "wav.scp").write_text("".join(f"{u} {path / 'wav' / (u + '.wav')}\n" for u, _, _ in utts))
+    (path / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s, _ in utts))
+    (path / "utt2dur").write_text("".join(f"{u} {d:.3f}\n" for u, _, d in utts))
+    spk2utt: dict[str, list[str]] = {}
+    for u, s, _ in utts:
+        spk2utt.setdefault(s, []).append(u)
+    (path / "spk2utt").write_text("".join(f"{s} {' '.join(v)}\n" for s, v in sorted(spk2utt.items())))
+    if trials:
+        lines = [f"{a} {b} {'target' if sa == sb else 'nontarget'}\n"
+                 for i, (a, sa, _) in enumerate(utts) for b, sb, _ in utts[i + 1:]]
+        (path / "trials").write_text("".join(lines))
+    return path
+
+
+TINY_ECAPA = {"name": "ecapa_tdnn", "args": {"channels": 16, "mfa_channels": 24, "se_bottleneck": 8,
+                                             "attention_bottleneck": 8, "embed_dim": 12}}

@@ -6,6 +6,12 @@ A system is a directory ``exp/<system>/`` with ``scoring/<set>/result.json``; it
 ``model_info.json`` (written by training) gives its role, parameter count and KD terms.
 A system without one is the unprocessed input (``noisy``). Rows: noisy input, teachers,
 baseline students, KD students; the best value of each metric column is in bold.
+
+Speaker-verification sets (``sekd.bin.score_sv``'s result.json: ``num_trials``, metrics
+``eer`` in %, ``mindcf_0.01``, ``mindcf_0.05``; lower is better) get the same table, with the
+trial count in the heading and the embedding extraction's real-time factor
+(``exp/<system>/embeddings/<set>/rtf``) in the last column; a set ``<set>_asnorm`` (AS-norm
+scores) reads the extraction of ``<set>``. Pass ``--primary_metric eer`` (sv.sh does).
 """
 from __future__ import annotations
 
@@ -21,14 +27,15 @@ import numpy as np
 from sekd.metrics import DISPLAY
 
 ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
-LOWER_IS_BETTER: set[str] = {"llr", "wss", "wer"}
+LOWER_IS_BETTER: set[str] = {"llr", "wss", "wer", "eer", "mindcf_0.01", "mindcf_0.05"}
+SV_METRICS: set[str] = {"eer", "mindcf_0.01", "mindcf_0.05"}
 DB_METRICS: set[str] = {"sisdr", "sdr", "segsnr", "wss"}  # shown with 2 decimals
 # The share of the teacher-baseline gap a KD student closes is shown only where the teacher
 # beats the baseline by at least this much: a tiny gap turns noise into +-1000 %.
 MIN_GAP = {"pesq_wb": 0.02, "pesq_nb": 0.02, "stoi": 0.005, "estoi": 0.005, "sisdr": 0.2, "sdr": 0.2,
            "segsnr": 0.2, "csig": 0.02, "cbak": 0.02, "covl": 0.02, "llr": 0.01, "wss": 0.5,
            "dnsmos_sig": 0.02, "dnsmos_bak": 0.02, "dnsmos_ovrl": 0.02, "dnsmos_p808": 0.02, "wer": 0.005,
-           "l3das23": 0.005}
+           "l3das23": 0.005, "eer": 0.1, "mindcf_0.01": 0.005, "mindcf_0.05": 0.005}
 _COST_CACHE: dict[str, dict] = {}
 
 
@@ -88,6 +95,8 @@ def _system_row(system_dir: Path, test_set: str) -> dict:
     info_path = system_dir / "model_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {"role": "noisy"}
     rtf_path = system_dir / "enhanced" / test_set / "rtf"
+    if "num_trials" in summary:  # speaker verification: the embedding extraction's RTF
+        rtf_path = system_dir / "embeddings" / re.sub(r"_asnorm$", "", test_set) / "rtf"
     return {
         "system": SEED_SUFFIX.sub("", system_dir.name),
         "role": info.get("role", "model"),
@@ -98,7 +107,8 @@ def _system_row(system_dir: Path, test_set: str) -> dict:
         "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
         "dir": system_dir,
         "train_min": train_minutes(system_dir),
-        "num_utts": summary["num_utts"],
+        "num_utts": summary.get("num_utts", summary.get("num_trials")),
+        "unit": "trials" if "num_trials" in summary else "utterances",
         "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
         "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
         "unavailable": {k: v["unavailable"] for k, v in summary["metrics"].items() if v.get("unavailable")},
@@ -169,7 +179,7 @@ def _fmt_params(n: int | None) -> str:
 def _fmt(m: str, v: float | None, signed: bool = False) -> str:
     if v is None or not np.isfinite(v):
         return "n/a"
-    digits = 2 if m in DB_METRICS else 3
+    digits = 2 if m in DB_METRICS else 4 if m.startswith("mindcf") else 3
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
@@ -190,7 +200,7 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
     head = (["System", "Role", "KD (teacher)", "Seeds", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
             + [f"{pname} gain over baseline", f"{pname} gap closed"]
             + ["Train (min)", "RTF 1 thread", f"RTF {threads} threads", "Peak mem (MiB)", "Latency (ms)",
-               "RTF enhance"])
+               "RTF embed" if SV_METRICS & set(metrics) else "RTF enhance"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-",
@@ -302,24 +312,39 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
     lines = [f"# {args.title or 'Results: ' + str(exp_dir.resolve().parent.name)}", ""]
     csv_rows = []
+    sv_sets = se_sets = False
     for test_set in [s for s in args.sets.split(",") if s]:
         rows = collect(exp_dir, test_set, args.profile_seconds)
         if not rows:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
-        lines += [f"## {test_set} ({rows[0]['num_utts']} utterances)", ""] + table(rows, args.primary_metric) + [""]
+        lines += [f"## {test_set} ({rows[0]['num_utts']} {rows[0]['unit']})", ""] + table(rows, args.primary_metric) + [""]
         reasons = {m: why for r in rows for m, why in r.get("unavailable", {}).items()}
         lines += [f"{DISPLAY.get(m, m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
         lines += kd_table(rows)
+        sv_set = any(SV_METRICS & set(r["metrics"]) for r in rows)
+        sv_sets = sv_sets or sv_set
+        se_sets = se_sets or not sv_set
         if not args.no_plots:
-            lines += _plots(exp_dir, out.parent, test_set, rows, args.data_dir, args.utt, args.primary_metric)
+            lines += _plots(exp_dir, out.parent, test_set, rows, None if sv_set else args.data_dir, args.utt,
+                            args.primary_metric)
         for r in rows:
             csv_rows.append({"set": test_set, "system": r["system"], "role": r["role"], "kd": r["kd"],
                              "teacher": r["teacher"], "baseline": r.get("baseline") or "", "seeds": r["seeds"],
                              "params": r["params"], "train_min": r["train_min"], "rtf_enhance": r["rtf"],
                              **{k: v for k, v in (r["costs"] or {}).items() if k not in ("model", "params")},
                              **r["metrics"], **{f"{k}_std": v for k, v in r["spread"].items() if v is not None}})
-    lines += ["PESQ-WB / PESQ-NB: ITU-T P.862.2 / P.862 (MOS-LQO); STOI/eSTOI: pystoi; SI-SDR, SDR (BSS-Eval, "
+    if sv_sets:
+        lines += ["EER (%) and minDCF (p_target 0.01 and 0.05, C_miss = C_fa = 1, normalised) of cosine scores "
+                  "of embeddings of whole utterances (sets ending in _asnorm: adaptive symmetric score "
+                  "normalisation against a training-set cohort); lower is better. RTF embed: the extraction "
+                  "stage over the test set (one thread, file I/O included). Costs from sekd-profile on this "
+                  "machine: GMAC/s = multiply-accumulates per second of 16 kHz audio; RTF = forward time / audio "
+                  f"duration on {args.profile_seconds:g} s of input; peak memory of one forward pass. Train: wall "
+                  "time of one training run (first to last line of its train.log; mean over seeds), including the "
+                  "KD terms' teacher computations (IML-KD's integrated gradients: train.log's 'KD x s of y s' per "
+                  "epoch), on whatever else the machine was doing.", ""]
+    lines += [] if not se_sets else ["PESQ-WB / PESQ-NB: ITU-T P.862.2 / P.862 (MOS-LQO); STOI/eSTOI: pystoi; SI-SDR, SDR (BSS-Eval, "
               "512-tap filter), segSNR in dB; CSIG/CBAK/COVL: Hu & Loizou's composite measures; DNSMOS: P.835 "
               "SIG/BAK/OVRL and P.808 from Microsoft's ONNX models (non-intrusive); L3DAS23: (STOI + 1 - WER) / 2 "
               "with WER of ASR transcripts of enhanced vs clean speech. Costs from sekd-profile on this "

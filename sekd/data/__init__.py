@@ -6,8 +6,10 @@ that only read data dirs (the scorer, the data checks) start without loading tor
 from sekd.data.errors import DataError
 from sekd.data.kaldi_dir import DataDir, read_scp
 
-__all__ = ["CropDataset", "MixingDataset", "UtteranceDataset", "collate_single", "DataError", "DataDir", "read_scp"]
-_LAZY = ("CropDataset", "MixingDataset", "UtteranceDataset", "collate_single")
+__all__ = ["CropDataset", "MixingDataset", "UtteranceDataset", "SpeakerCropDataset", "TrialUtteranceDataset",
+           "collate_single", "DataError", "DataDir", "read_scp"]
+_LAZY = ("CropDataset", "MixingDataset", "UtteranceDataset", "SpeakerCropDataset", "TrialUtteranceDataset",
+         "collate_single")
 
 
 def __getattr__(name: str):

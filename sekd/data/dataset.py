@@ -162,3 +162,106 @@ def collate_single(batch):
     """Collate for batch size 1 of ``UtteranceDataset``: adds the batch axis."""
     (key, noisy, ref), = batch
     return key, noisy[None], None if ref is None else ref[None]
+
+
+def speaker_list(data: DataDir) -> list[str]:
+    """The speakers of a data dir's ``utt2spk``, sorted: speaker ``i`` of the list has class label ``i``."""
+    if data.utt2spk is None:
+        raise DataError(str(data.path / "utt2spk"), "file not found (speaker verification needs speaker labels)")
+    return sorted({e.value for e in data.utt2spk.values()})
+
+
+class SpeakerCropDataset(Dataset):
+    """Random ``segment``-second crops of ``wav.scp`` with speaker labels, for speaker verification.
+
+    Item ``index``: ``(wav [1, S] float32, label int64, crop_id int64)``. ``label`` is the index
+    of the utterance's speaker in :func:`speaker_list` (the sorted ``utt2spk`` speakers);
+    ``crop_id`` names the crop: ``index`` when ``fixed_crops`` (the crop of an utterance is the
+    same every epoch, so a KD term may cache the teacher's targets for it), else
+    ``epoch * len(self) + index``. The crop start is drawn from ``(seed, epoch, index)``
+    (``(seed, 0, index)`` with ``fixed_crops``), never from global random state.
+    Utterances shorter than the crop are repeated (wrap padding, as voxceleb_trainer and
+    WeSpeaker do), not zero-padded: silence would be a speaker-independent cue.
+    Multi-channel input keeps channel 0. ``spk1.scp`` is not needed (and not read).
+    """
+
+    def __init__(self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0,
+                 fixed_crops: bool = False) -> None:
+        self.data = data if isinstance(data, DataDir) else DataDir(data, require_ref=False)
+        self.speakers = speaker_list(self.data)
+        index = {s: i for i, s in enumerate(self.speakers)}
+        self.labels = [index[self.data.utt2spk[k].value] for k in self.data.utt_ids]
+        self.segment = int(round(segment * sample_rate))
+        if self.segment < 1:
+            raise ValueError(f"data.segment must be positive, got {segment}")
+        self.sample_rate, self.seed, self.fixed_crops, self.epoch = sample_rate, seed, fixed_crops, 0
+        self._lengths: dict[str, int] = {}
+
+    @property
+    def num_speakers(self) -> int:
+        return len(self.speakers)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def crop_start(self, index: int, length: int) -> int:
+        rng = np.random.default_rng([self.seed, 0 if self.fixed_crops else self.epoch, index])
+        return int(rng.integers(0, length - self.segment + 1)) if length > self.segment else 0
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = self.data.utt_ids[index]
+        entry = self.data.wav[key]
+        if key not in self._lengths:
+            self._lengths[key] = entry_info(entry, key)[2]
+        length = self._lengths[key]
+        start = self.crop_start(index, length)
+        wav = _read(entry, key, self.sample_rate, start, start + self.segment)[:1]
+        if wav.shape[1] == 0:
+            raise DataError(entry.where, f"utterance {key!r} is empty ({entry.value})")
+        if wav.shape[1] < self.segment:
+            wav = np.tile(wav, (1, -(-self.segment // wav.shape[1])))[:, :self.segment]
+        crop_id = index if self.fixed_crops else self.epoch * len(self) + index
+        return (torch.from_numpy(np.ascontiguousarray(wav)), torch.tensor(self.labels[index], dtype=torch.long),
+                torch.tensor(crop_id, dtype=torch.long))
+
+
+class TrialUtteranceDataset(Dataset):
+    """The utterances of a data dir's ``trials`` file, whole or their first ``max_seconds``.
+
+    Item ``i``: ``(key, wav [1, T] float32)`` (channel 0), for embedding one at a time.
+    ``trials`` lines are ``<enroll> <test> target|nontarget`` (or VoxCeleb's ``1|0 <enroll> <test>``);
+    an utterance a trial names that ``wav.scp`` lacks is an error at the trial's line, and the list
+    needs target and non-target trials (else no EER).
+    """
+
+    def __init__(self, data: DataDir | str, sample_rate: int = 16000, max_seconds: float | None = None,
+                 trials: str | None = None, max_trials: int | None = None) -> None:
+        from sekd.sv.scoring import read_trials
+
+        self.data = data if isinstance(data, DataDir) else DataDir(data, require_ref=False)
+        path = trials or str(self.data.path / "trials")
+        self.trials = read_trials(path)
+        if max_trials:
+            self.trials = self.trials[:int(max_trials)]
+        for num, (enroll, test, _) in enumerate(self.trials, 1):
+            for key in (enroll, test):
+                if key not in self.data.wav:
+                    raise DataError(path, f"trial {num} ({enroll} {test}): utterance {key!r} is not in "
+                                    f"{self.data.path / 'wav.scp'}")
+        labels = {lab for _, _, lab in self.trials}
+        if labels != {0, 1}:
+            raise DataError(path, "needs target and non-target trials to compute an EER")
+        self.keys = sorted({k for t in self.trials for k in t[:2]})
+        self.sample_rate = sample_rate
+        self.max_samples = int(round(max_seconds * sample_rate)) if max_seconds else None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor]:
+        key = self.keys[index]
+        wav = _read(self.data.wav[key], key, self.sample_rate, 0, self.max_samples)[:1]
+        return key, torch.from_numpy(np.ascontiguousarray(wav))

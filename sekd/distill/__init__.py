@@ -20,26 +20,55 @@ from torch import nn
 class KDContext:
     """Everything a KD term may read for one batch.
 
-    ``noisy [B, C, T]``, ``clean [B, T]``, ``student_out``/``teacher_out [B, T]``;
+    Enhancement: ``noisy [B, C, T]``, ``clean [B, T]``, ``student_out``/``teacher_out [B, T]``;
     ``student_feats``/``teacher_feats`` map module paths to the captured outputs.
+
+    Speaker verification: ``noisy`` is the input crop ``[B, 1, T]``, ``clean`` is None,
+    ``student_out``/``teacher_out`` the embeddings ``[B, D_s]``/``[B, D_t]``; ``labels [B]``
+    (speaker indices), ``student_logits [B, N]`` (margin-free AAM cosine logits ``s cos theta``
+    of the student's head), ``teacher_logits [B, N]`` (the frozen teacher head's, None when the
+    teacher checkpoint has no head for these speakers), ``teacher_model`` (the frozen teacher,
+    eval mode, for terms that run it themselves, e.g. integrated gradients) and ``teacher_head``
+    (its frozen AAM-softmax head or None), ``student_model`` (the student being trained, for terms
+    that run some of its layers again, e.g. on segments), ``crop_ids [B]``
+    (stable ids of the crops when ``data.fixed_crops`` is on, else None: a term may cache
+    teacher targets by them).
     """
 
     noisy: torch.Tensor
-    clean: torch.Tensor
+    clean: torch.Tensor | None
     student_out: torch.Tensor
     teacher_out: torch.Tensor
     student_feats: dict[str, Any] = field(default_factory=dict)
     teacher_feats: dict[str, Any] = field(default_factory=dict)
+    labels: torch.Tensor | None = None
+    student_logits: torch.Tensor | None = None
+    teacher_logits: torch.Tensor | None = None
+    teacher_model: nn.Module | None = None
+    student_model: nn.Module | None = None
+    teacher_head: nn.Module | None = None
+    crop_ids: torch.Tensor | None = None
 
 
 class KDTerm(nn.Module):
-    """Base class of KD terms: ``forward(ctx) -> scalar loss``."""
+    """Base class of KD terms: ``forward(ctx) -> scalar loss``.
+
+    ``uses_teacher_output``: whether the term reads the teacher's forward pass on the batch
+    (``teacher_out``, ``teacher_feats``, ``teacher_logits``); a speaker-verification run whose terms
+    all run the teacher themselves (``imlkd``) skips that pass (``teacher_out`` is then None).
+    """
+
+    uses_teacher_output = True
 
     def student_taps(self) -> list[str]:
         return []
 
     def teacher_taps(self) -> list[str]:
         return []
+
+    def stats(self) -> dict[str, float]:
+        """Running figures the trainer records per epoch (e.g. the cost of a teacher computation)."""
+        return {}
 
     def forward(self, ctx: KDContext) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -66,3 +95,4 @@ def build_kd_term(name: str, **args: Any) -> KDTerm:
 
 # Each import registers its terms (one file per method).
 from sekd.distill import output, fitnet, at, atkl, mvat, tfckd, i2srf_tfckd, mtakd  # noqa: E402,F401
+from sekd.distill import logit_kd, embedding_kd, imlkd  # noqa: E402,F401  (speaker verification)

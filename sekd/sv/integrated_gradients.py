@@ -21,15 +21,18 @@ treat examples independently: put models with BatchNorm in ``eval()`` mode.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used, so ``import sekd.sv`` (the scorer) stays light
+    import torch
 
 METHODS = ("riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 
 
 def riemann_points(steps: int, method: str = "riemann_trapezoid") -> tuple[torch.Tensor, torch.Tensor]:
     """``(alphas, weights)`` of the quadrature of ``integral_0^1 g(a) da`` (weights sum to 1)."""
+    import torch
+
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     k = torch.arange(steps, dtype=torch.float64)
@@ -70,6 +73,8 @@ def integrated_gradients(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     ``.grad`` of ``f``'s parameters is left untouched. Works under ``torch.no_grad()`` callers too
     (gradients are enabled inside).
     """
+    import torch
+
     if baseline is None:
         baseline = torch.zeros_like(x)
     baseline = baseline.to(dtype=x.dtype, device=x.device).expand_as(x)

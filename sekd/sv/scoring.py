@@ -18,13 +18,20 @@ room: the population standard deviation (``ddof = 0``) of the top-N scores, as W
 ``score_norm.py``; ``top_n`` larger than the cohort uses the whole cohort (then this is S-norm);
 ``sigma`` is floored at ``eps``.
 
+Trial lists (:func:`read_trials`): Kaldi's / WeSpeaker's ``<enroll> <test> target|nontarget`` or
+VoxCeleb's ``1|0 <enroll> <test>``; errors name the file and line.
+
 Embeddings are numpy arrays (what kaldiio reads back); scores are float64.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from sekd.data.errors import DataError
+
 
 
 def _normalise(x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -103,3 +110,31 @@ def score_trials(enroll: Mapping[str, np.ndarray], trials: Iterable[tuple[str, .
     e_mu, e_sd = cohort_stats(_stack(enroll, e_keys, "enrollment"), cohort, top_n, mean)
     t_mu, t_sd = cohort_stats(_stack(test, t_keys, "test"), cohort, top_n, mean)
     return as_norm(scores, e_mu[e_idx], e_sd[e_idx], t_mu[t_idx], t_sd[t_idx])
+
+
+LABELS = {"target": 1, "nontarget": 0, "1": 1, "0": 0}
+
+
+def read_trials(path: str) -> list[tuple[str, str, int]]:
+    """``(enroll, test, label)`` per trial, in file order."""
+    if not Path(path).is_file():
+        raise DataError(str(path), "trials file not found")
+    trials, seen = [], set()
+    with open(path, encoding="utf-8") as f:
+        for num, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) == 3 and fields[2] in ("target", "nontarget"):
+                enroll, test, label = fields[0], fields[1], LABELS[fields[2]]
+            elif len(fields) == 3 and fields[0] in ("0", "1"):
+                enroll, test, label = fields[1], fields[2], LABELS[fields[0]]
+            else:
+                raise DataError(f"{path}:{num}", f"expected '<enroll> <test> target|nontarget' or '1|0 <enroll> <test>', got {line.strip()!r}")
+            if (enroll, test) in seen:
+                raise DataError(f"{path}:{num}", f"trial {enroll} {test} listed twice")
+            seen.add((enroll, test))
+            trials.append((enroll, test, label))
+    if not trials:
+        raise DataError(path, "no trials")
+    return trials

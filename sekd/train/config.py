@@ -22,8 +22,11 @@ DEFAULTS: dict[str, Any] = {
         "noise_scp": None,
         "snr_range": [0.0, 40.0],  # dB, uniform
         "level_range": [-35.0, -15.0],  # dBFS of the mixture, uniform
+        # Speaker verification (models with task "sv"):
+        "fixed_crops": False,  # the same crop of each utterance every epoch (lets imlkd cache teacher targets)
+        "valid_max_seconds": None,  # embed at most the first seconds of each validation utterance (None: whole)
     },
-    "loss": {"name": "sisnr"},
+    "loss": {"name": "sisnr"},  # sv models: {name: aam, margin: 0.2, scale: 30}
     "optim": {"name": "adam", "lr": 1.0e-3, "weight_decay": 0.0},
     "scheduler": {"name": "plateau", "factor": 0.5, "patience": 1},
     "train": {
@@ -35,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "log_every_steps": 10,
         "num_audio_examples": 2,  # validation utterances written to TensorBoard
         "max_valid_utts": None,
+        "max_valid_trials": None,  # sv: validate on the first N trials of the valid dir's trials file
         "num_threads": None,
         "device": "auto",  # auto (cuda:<local rank> when a GPU is visible), cuda, cpu
         "amp": "none",  # none, bf16, fp16: autocast on GPUs (no-op on CPU)

@@ -1,9 +1,24 @@
-"""The training loop shared by teacher, baseline-student and distillation runs.
+"""The training loop shared by teacher, baseline-student and distillation runs, for both tasks.
 
 Outputs under ``out_dir``: ``config.yaml`` (resolved), ``train.log`` (plain text),
 ``checkpoints/last.pt`` (everything needed to resume exactly) and
 ``checkpoints/best.pt`` (model only, best validation SI-SNR), ``model_info.json``;
 TensorBoard events under ``tensorboard_dir`` (one log root per recipe so curves overlay).
+
+The task follows the model (``task`` class attribute, ``"enh"`` when absent):
+
+- ``enh`` (speech enhancement): random crops of (noisy, clean) pairs, the waveform loss of
+  ``cfg['loss']``, validation SI-SNR (higher is better; ``valid/sisnr``, ``valid_sisnr``).
+- ``sv`` (speaker verification, e.g. ``ecapa_tdnn``): random crops of ``wav.scp`` with the
+  speaker's index in the training dir's sorted ``utt2spk`` speakers as label
+  (``sekd.data.SpeakerCropDataset``); an AAM-softmax head over those speakers
+  (``loss: {name: aam, margin: 0.2, scale: 30}``, optional ``margin_warmup_steps``: the margin
+  rises linearly from 0 over that many steps) trained with the model and saved in every
+  checkpoint under ``head`` (``{name, args, speakers, state_dict}``, so a teacher checkpoint
+  gives its head to logit KD; ``load_model`` ignores it); validation EER (%) on the valid
+  dir's ``trials`` (cosine of embeddings of whole utterances, or their first
+  ``data.valid_max_seconds``; lower is better; ``valid/eer``, ``valid_eer``, best checkpoint
+  = lowest EER).
 
 Exact resume: crops are a function of ``(seed, epoch, index)``, the batch order of
 ``(seed, epoch)``, and ``last.pt`` carries the position inside the epoch and every RNG
@@ -30,7 +45,7 @@ from tqdm import tqdm
 from sekd.data import CropDataset, MixingDataset, UtteranceDataset, collate_single
 from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
-from sekd.models import build_model, count_parameters
+from sekd.models import MODELS, build_model, count_parameters
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
 from sekd.train.config import ConfigError, dump
@@ -51,10 +66,11 @@ def build_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: 
 
 
 def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", **args):
-    """LR schedule stepped once per epoch: ``plateau`` (on validation SI-SNR), ``cosine``, ``step``, ``none``."""
+    """LR schedule stepped once per epoch: ``plateau`` (on the validation metric: ``mode: max`` for
+    SI-SNR, ``min`` for EER), ``cosine``, ``step``, ``none``."""
     if name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=args.get("factor", 0.5), patience=args.get("patience", 1))
+            optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1))
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=args.get("eta_min", 0))
     if name == "step":
@@ -94,28 +110,49 @@ class Trainer:
         self.amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled and amp == "fp16")
         self.seed = int(tcfg["seed"])
-        if dcfg["noise_scp"]:
+        model_cls = MODELS.get(cfg["model"]["name"])
+        self.task = str(getattr(model_cls, "task", "enh"))
+        if self.task == "sv":
+            from sekd.data import SpeakerCropDataset, TrialUtteranceDataset
+
+            self.train_set = SpeakerCropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
+                                                bool(dcfg["fixed_crops"]))
+            self.valid_set = TrialUtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["valid_max_seconds"],
+                                                   max_trials=tcfg["max_valid_trials"])
+        elif dcfg["noise_scp"]:
             noise_scp = Path(train_dir) / dcfg["noise_scp"]  # an absolute path stays as it is
             self.train_set = MixingDataset(train_dir, str(noise_scp), dcfg["segment"], dcfg["sample_rate"],
                                            self.seed, dcfg["snr_range"], dcfg["level_range"])
         else:
             self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
                                          dcfg["channels"], dcfg["ref_channel"])
-        self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
+        if self.task != "sv":
+            self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
         seed_everything(self.seed)
         self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).to(self.dist.device)
         self.net: nn.Module = self.model  # what training steps call: the model, or its DDP wrapper
-        self.loss_fn = build_loss(**cfg["loss"])
+        self.head: nn.Module | None = None  # sv: the AAM-softmax classifier over the training speakers
+        self.margin, self.margin_warmup = 0.0, 0
+        self.global_step = 0  # read by the margin warm-up (the KD modules are built with one batch below)
+        if self.task == "sv":
+            self.loss_fn = None
+            self.head = self._build_head(cfg["loss"]).to(self.dist.device)
+        else:
+            self.loss_fn = build_loss(**cfg["loss"])
         kcfg = cfg["kd"]
         self.teacher: nn.Module | None = None
+        self.teacher_head: nn.Module | None = None
+        self.kd_seconds = 0.0  # time in the teacher and the KD terms (sv: logged per epoch)
         self.kd_terms = nn.ModuleList()
         self.kd_weights: list[float] = []
         self.kd_names: list[str] = []
         if kcfg["teacher"]:
-            self.teacher, _ = load_model(kcfg["teacher"])
+            self.teacher, t_ckpt = load_model(kcfg["teacher"])
             self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
+            if self.task == "sv":
+                self.teacher_head = self._teacher_head(t_ckpt, kcfg["teacher"])
             for i, term in enumerate(kcfg["terms"]):
                 try:
                     self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
@@ -135,6 +172,8 @@ class Trainer:
                 raise ConfigError(f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
                                   f"{cfg['model']['name']} / this teacher: {exc}") from None
         params = list(self.model.parameters()) + list(self.kd_terms.parameters())
+        if self.head is not None:
+            params += list(self.head.parameters())
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -145,9 +184,11 @@ class Trainer:
         ocfg = dict(cfg["optim"])
         self.optimizer = build_optimizer(params, **ocfg)
         scfg = dict(cfg["scheduler"])
+        if self.task == "sv":
+            scfg.setdefault("mode", "min")  # plateau on EER
         self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.best: float = -math.inf
+        self.best: float = math.inf if self.task == "sv" else -math.inf
         self.history: list[dict] = []
         self.log = self._logger()
 
@@ -166,6 +207,45 @@ class Trainer:
                 log.addHandler(handler)
         return log
 
+    def _build_head(self, lcfg: dict) -> nn.Module:
+        """The AAM-softmax head of an SV model over the training speakers (``loss`` section)."""
+        from sekd.sv.aam import AAMSoftmax
+
+        args = dict(lcfg)
+        name = args.pop("name", None)
+        if name != "aam":
+            raise ConfigError(f"model {self.cfg['model']['name']} is a speaker-verification model: it trains with "
+                              f"loss.name aam (AAM-softmax: margin, scale, easy_margin, margin_warmup_steps), "
+                              f"not {name!r}")
+        self.margin_warmup = int(args.pop("margin_warmup_steps", 0) or 0)
+        embed_dim = getattr(self.model, "embed_dim", None)
+        if embed_dim is None:
+            raise ConfigError(f"model {self.cfg['model']['name']} has no embed_dim")
+        try:
+            head = AAMSoftmax(int(embed_dim), self.train_set.num_speakers, **args)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"loss (aam): {exc}") from None
+        self.margin = head.margin
+        self.head_args = {"embed_dim": int(embed_dim), "num_classes": self.train_set.num_speakers, **args}
+        return head
+
+    def _teacher_head(self, ckpt: dict, where: str) -> nn.Module | None:
+        """The frozen AAM-softmax head of an SV teacher checkpoint, when it was trained on the same speakers."""
+        from sekd.sv.aam import AAMSoftmax
+
+        saved = ckpt.get("head")
+        if not saved:
+            return None
+        if list(saved["speakers"]) != list(self.train_set.speakers):
+            logging.getLogger(__name__).warning("%s: the teacher's head was trained on other speakers than %s; "
+                                                "no teacher logits", where, self.train_set.data.path)
+            return None
+        head = AAMSoftmax(**saved["args"])
+        head.load_state_dict(saved["state_dict"])
+        for p in head.parameters():
+            p.requires_grad_(False)
+        return head.to(self.dist.device).eval()
+
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``: a permutation drawn from ``(seed, epoch)``, full batches only."""
         bs = int(self.cfg["data"]["batch_size"])
@@ -181,10 +261,10 @@ class Trainer:
         change): terms create their adapters (lazily, at the sizes of the features they see)
         before the optimizer is built, so the adapters train with the student."""
         items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
-        noisy, clean = (torch.stack(x).to(self.dist.device) for x in zip(*items))
+        batch = [torch.stack(x).to(self.dist.device) for x in zip(*items)]
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
-            self.compute_loss(noisy, clean)
+            self.compute_loss(*batch)
         self.model.train()
 
     # -- checkpoints ------------------------------------------------------------
@@ -198,6 +278,7 @@ class Trainer:
             "role": self.role,
             "num_params": count_parameters(self.model),
             "kd": self.kd_names,
+            **({"task": "sv"} if self.task == "sv" else {}),
         }
 
     def save(self, name: str, with_trainer: bool) -> None:
@@ -205,7 +286,10 @@ class Trainer:
             return
         ckpt = self._describe()
         ckpt["state_dict"] = self.model.state_dict()
-        ckpt["epoch"], ckpt["best_valid_sisnr"] = self.epoch, self.best
+        ckpt["epoch"], ckpt[self._best_key] = self.epoch, self.best
+        if self.head is not None:
+            ckpt["head"] = {"name": "aam", "args": self.head_args, "speakers": list(self.train_set.speakers),
+                            "state_dict": self.head.state_dict()}
         if with_trainer:
             ckpt["trainer"] = {
                 "optimizer": self.optimizer.state_dict(),
@@ -228,6 +312,8 @@ class Trainer:
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
         self.kd_terms.load_state_dict(state["kd_terms"])
+        if self.head is not None:
+            self.head.load_state_dict(ckpt["head"]["state_dict"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
         torch.set_rng_state(state["rng"]["torch"])
@@ -243,7 +329,16 @@ class Trainer:
     def _teacher_taps(self) -> list[str]:
         return [p for term in self.kd_terms for p in term.teacher_taps()]
 
-    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    @property
+    def _best_key(self) -> str:
+        return "best_valid_eer" if self.task == "sv" else "best_valid_sisnr"
+
+    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor,
+                     crop_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and its parts for one batch: SE ``(noisy [B, C, T], clean [B, T])``; SV
+        ``(wav [B, 1, T], speaker labels [B], crop ids [B])``."""
+        if self.task == "sv":
+            return self._sv_loss(noisy, clean, crop_ids)
         with FeatureTaps(self.model, self._student_taps()) as s_taps, \
                 torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
             est = self.net(noisy)
@@ -262,9 +357,68 @@ class Trainer:
             total = total + weight * value
         return total, parts
 
+    def _sv_loss(self, wav: torch.Tensor, labels: torch.Tensor,
+                 crop_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.margin_warmup:  # a function of the step only, so a resumed run sets the same margin
+            self.head.set_margin(self.margin * min(1.0, self.global_step / self.margin_warmup))
+        with FeatureTaps(self.model, self._student_taps()) as s_taps, \
+                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+            emb = self.net(wav)
+        task, logits = self.head(emb.float(), labels)
+        parts = {"task": task.item(), "acc": (logits.argmax(-1) == labels).float().mean().item()}
+        if self.teacher is None:
+            return task, parts
+        start = time.perf_counter()
+        t_emb = t_logits = None
+        t_feats: dict = {}
+        if any(term.uses_teacher_output for term in self.kd_terms) or self._teacher_taps():
+            with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
+                    torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+                t_emb = self.teacher(wav).float()
+            t_feats = t_taps.features
+            t_logits = self.teacher_head.logits(t_emb) if self.teacher_head is not None else None
+        ctx = KDContext(wav, None, emb, t_emb, s_taps.features, t_feats, labels=labels,
+                        student_logits=logits, teacher_logits=t_logits, teacher_model=self.teacher,
+                        teacher_head=self.teacher_head, student_model=self.model,
+                        crop_ids=crop_ids if self.train_set.fixed_crops else None)
+        total = self.cfg["kd"]["task_weight"] * task
+        for name, weight, term in zip(self.kd_names, self.kd_weights, self.kd_terms):
+            value = term(ctx)
+            parts[f"kd_{name}"] = value.item()
+            for k, v in getattr(term, "last_parts", {}).items():  # e.g. imlkd's instance/class/batch levels
+                parts[f"kd_{name}_{k}"] = v
+            total = total + weight * value
+        self.kd_seconds += time.perf_counter() - start
+        return total, parts
+
     # -- validation -------------------------------------------------------------
     @torch.no_grad()
+    def validate_sv(self) -> float:
+        """EER (%) on the valid dir's trials: cosine of the embeddings of the trial utterances."""
+        from sekd.metrics.verification import eer
+        from sekd.sv.scoring import cosine_score
+
+        self.model.eval()
+        n, dim = len(self.valid_set), int(self.model.embed_dim)
+        mine = torch.zeros(n, dim, dtype=torch.float64)
+        for i in range(self.dist.rank, n, self.dist.world):  # each rank its share, summed below
+            _, wav = self.valid_set[i]
+            mine[i] = self.model(wav.to(self.dist.device)).double().cpu()[0]
+        self.model.train()
+        if self.dist.active:
+            mine = torch.tensor(distributed.all_sum(mine.flatten().tolist(), self.dist),
+                                dtype=torch.float64).view(n, dim)
+        embs = {k: mine[i].numpy() for i, k in enumerate(self.valid_set.keys)}
+        trials = self.valid_set.trials
+        scores = cosine_score(embs, trials)
+        if not np.isfinite(scores).all():
+            return math.nan
+        return 100.0 * eer(scores, np.array([lab for _, _, lab in trials]))
+
+    @torch.no_grad()
     def validate(self, writer=None) -> float:
+        if self.task == "sv":
+            return self.validate_sv()
         self.model.eval()
         cap = self.cfg["train"]["max_valid_utts"]
         scores = []
@@ -310,12 +464,14 @@ class Trainer:
                        desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False) if self.dist.main else loader
             sums: dict[str, float] = {}
             steps_run = 0
-            for noisy, clean in bar:
-                noisy, clean = noisy.to(self.dist.device), clean.to(self.dist.device)
-                loss, parts = self.compute_loss(noisy, clean)
+            kd_seconds0, epoch_start = self.kd_seconds, time.time()
+            for batch in bar:
+                loss, parts = self.compute_loss(*(x.to(self.dist.device) for x in batch))
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 distributed.average_gradients(self.kd_terms.parameters(), self.dist)
+                if self.head is not None:
+                    distributed.average_gradients(self.head.parameters(), self.dist)
                 if tcfg["grad_clip"]:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(self.model.parameters(), float(tcfg["grad_clip"]))
@@ -350,18 +506,32 @@ class Trainer:
                 self.scheduler.step(metric)
             elif self.scheduler is not None:
                 self.scheduler.step()
-            record = {"epoch": self.epoch + 1, "valid_sisnr": metric, "lr": lr,
+            sv = self.task == "sv"
+            record = {"epoch": self.epoch + 1, "valid_eer" if sv else "valid_sisnr": metric, "lr": lr,
                       **{f"train_{k}": v / n for k, v in sums.items()}}
+            if sv:  # what distillation costs: teacher passes and KD terms (imlkd: integrated gradients)
+                record["seconds"] = time.time() - epoch_start
+                if self.teacher is not None:
+                    record["kd_seconds"] = self.kd_seconds - kd_seconds0
+                for name, term in zip(self.kd_names, self.kd_terms):
+                    for k, v in (term.stats() if hasattr(term, "stats") else {}).items():
+                        record[f"kd_{name}_{k}"] = v
             self.history.append(record)
-            writer.add_scalar("valid/sisnr", metric, self.global_step)
+            writer.add_scalar("valid/eer" if sv else "valid/sisnr", metric, self.global_step)
             writer.add_scalar("train/lr", lr, self.global_step)
             for k, v in sums.items():  # epoch means: one point per epoch, whatever the logging interval
                 writer.add_scalar(f"epoch/{k}", v / n, self.global_step)
             self.epoch += 1
             self.step_in_epoch = 0
-            improved = metric > self.best
-            self.log.info("epoch %d done: valid SI-SNR %.3f dB%s, lr %.2e, %.0f s", self.epoch, metric,
-                          " (best)" if improved else "", lr, time.time() - start)
+            if sv:
+                improved = metric < self.best  # NaN (a diverged model) is never best
+                kd = f", KD {record['kd_seconds']:.0f} s of {record['seconds']:.0f} s" if "kd_seconds" in record else ""
+                self.log.info("epoch %d done: valid EER %.2f %%%s, lr %.2e, %.0f s%s", self.epoch, metric,
+                              " (best)" if improved else "", lr, time.time() - start, kd)
+            else:
+                improved = metric > self.best
+                self.log.info("epoch %d done: valid SI-SNR %.3f dB%s, lr %.2e, %.0f s", self.epoch, metric,
+                              " (best)" if improved else "", lr, time.time() - start)
             if improved:
                 self.best = metric
                 self.save("best.pt", with_trainer=False)
@@ -369,7 +539,7 @@ class Trainer:
         writer.close()
         distributed.barrier(self.dist)
         info = {**{k: v for k, v in self._describe().items() if k != "config"},
-                "best_valid_sisnr": self.best, "epochs": self.epoch, "steps": self.global_step,
+                self._best_key: self.best, "epochs": self.epoch, "steps": self.global_step,
                 "teacher": self.cfg["kd"]["teacher"], "history": self.history}
         if self.dist.main:
             tmp = self.out_dir / ".model_info.json.tmp"

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Shared stage driver of the speaker-verification KD recipes (egs/<corpus>/run.sh calls it).
+# The same stages as enh.sh, with embeddings and trials in place of enhanced audio and metrics.
+#
+# Stages (each skips work already done: a .done marker per step):
+#   0 download     local/download.sh --db_dir <db_dir>, for recipes that have one
+#   1 data         local/data.sh makes data dirs: wav.scp, utt2spk, spk2utt (+ trials for valid/test sets)
+#   2 validate     utils/validate_data_dir.sh --no-spk1, sekd.bin.check_data --no_ref, trials present
+#   3 teacher      train the teacher(s): --teacher_config and those the KD configs name
+#   4 student      train the baseline student(s) (no KD), once per seed
+#   5 distill      one distilled student per KD config in --kd_configs, once per seed
+#   6 embed        every system's embeddings of every test set (and of --cohort_set for AS-norm)
+#   7 score        cosine scoring of each test set's trials (EER, minDCF); AS-norm too with --score_norm
+#   8 report       exp/RESULTS.md (EER / minDCF; <set>_asnorm tables for AS-norm scores)
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0")) $*"; }
+
+# Options (override with --name value).
+stage=0
+stop_stage=100
+ngpu=0                         # GPUs per training job (>1: torchrun, one process each)
+datadir=data                   # where the data dirs go
+exp=exp                        # where the systems go
+data_opts=""                   # options of local/data.sh
+db_dir=""                      # where the corpus is: --db_dir of local/{download,data}.sh
+conf_tag=""                    # e.g. tiny: layer conf/<tag>/common.yaml and conf/<tag>/<config name>.yaml on every training run
+train_set=train
+valid_set=valid                # needs a trials file (validation EER picks the best checkpoint)
+test_sets="test"               # each needs a trials file
+sample_rate=16000
+teacher_config=conf/teacher.yaml
+student_config=conf/student.yaml
+kd_configs="conf/kd/logit_kd.yaml conf/kd/embedding_kd.yaml conf/kd/imlkd.yaml"   # or "all"
+seeds=0                        # seeds of the students, e.g. "0,1,2"
+train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
+teacher_opts=""                # ... for the teacher only
+student_opts=""                # ... for the students (baseline and KD)
+embed_opts=""                  # options of sekd.bin.extract_embeddings, e.g. "--max_seconds 20"
+score_norm="cosine"            # "cosine", or "cosine asnorm" (AS-norm against --cohort_set, averaged per speaker)
+cohort_set=""                  # AS-norm cohort (default: the training set)
+top_n=300                      # AS-norm: cohort scores kept per side
+report_opts=""                 # options of sekd.bin.report, e.g. "--profile_seconds 0.5"
+# shellcheck disable=SC2034  # read by utils/parse_options.sh
+help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 embed, 7 score, 8 report)"
+
+. utils/parse_options.sh
+
+train_cmd=${train_cmd:-utils/run.pl}
+decode_cmd=${decode_cmd:-utils/run.pl}
+gpu_opt=""
+[ "${ngpu}" -gt 0 ] && gpu_opt="--gpu ${ngpu}"
+launch=python
+[ "${ngpu}" -gt 1 ] && launch="torchrun --standalone --nproc_per_node ${ngpu}"
+cohort_set=${cohort_set:-${train_set}}
+for norm in ${score_norm}; do
+  case "${norm}" in
+    cosine|asnorm) ;;
+    *) echo "$0: --score_norm takes cosine and/or asnorm, not '${norm}'" >&2; exit 1 ;;
+  esac
+done
+asnorm=false
+case " ${score_norm} " in *" asnorm "*) asnorm=true ;; esac
+
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+tag_opts() {  # <config>: the --conf_tag overlays of a system config, as --config options
+  [ -n "${conf_tag}" ] || return 0
+  local f
+  for f in "conf/${conf_tag}/common.yaml" "conf/${conf_tag}/$(basename "$1")"; do
+    if [ -f "${f}" ]; then printf -- '--config %s ' "${f}"; fi
+  done
+}
+db_opt=()
+[ -n "${db_dir}" ] && db_opt=(--db_dir "${db_dir}")
+
+job() {  # <cmd> <log> <command...>: run through the job command; on failure show the end of its log
+  local cmd=$1 logfile=$2
+  shift 2
+  # shellcheck disable=SC2086  # cmd and gpu_opt hold several words on purpose
+  if ! ${cmd} ${gpu_opt} "${logfile}" "$@"; then
+    log "FAILED; the end of ${logfile}:"
+    tail -n 25 "${logfile}" >&2
+    exit 1
+  fi
+}
+
+# The systems to train (sekd.bin.plan): "<kind> <system> <seed> <config> [<kd config> <teacher>]".
+plan=$(python -m sekd.bin.plan --teacher_config "${teacher_config}" --student_config "${student_config}" \
+  --kd_configs "${kd_configs}" --seeds "${seeds}")
+plan_of() { echo "${plan}" | awk -F '\t' -v k="$1" '$1 == k'; }
+systems() { echo "${plan}" | cut -f 2; }
+
+train_system() {  # <name> <role> <command...>
+  local name=$1 role=$2 dir="${exp}/$1"
+  shift 2
+  if [ -f "${dir}/.done" ]; then
+    log "${name}: already trained (${dir}/.done)"
+    return 0
+  fi
+  log "${name}: training (log: ${dir}/log/train.log)"
+  job "${train_cmd}" "${dir}/log/train.log" "$@" --train_dir "${datadir}/${train_set}" \
+    --valid_dir "${datadir}/${valid_set}" --out_dir "${dir}" --tensorboard_dir "${exp}/tensorboard/${name}" \
+    --role "${role}" --resume --progress off
+  touch "${dir}/.done"
+  log "${name}: $(grep 'valid EER' "${dir}/train.log" | tail -n 1 | cut -d" " -f3-)"
+}
+
+if run_stage 0 && [ -x local/download.sh ]; then
+  log "stage 0: corpus download (local/download.sh${db_dir:+ --db_dir ${db_dir}})"
+  local/download.sh "${db_opt[@]}"
+fi
+
+if run_stage 1; then
+  if [ -f "${datadir}/.done" ]; then
+    log "stage 1: data already prepared (${datadir}/.done)"
+  else
+    log "stage 1: data preparation"
+    # shellcheck disable=SC2086  # data_opts holds several options
+    local/data.sh --out_dir "${datadir}" "${db_opt[@]}" ${data_opts}
+    touch "${datadir}/.done"
+  fi
+fi
+
+if run_stage 2; then
+  log "stage 2: validating data dirs"
+  for set in ${train_set} ${valid_set} ${test_sets}; do
+    utils/validate_data_dir.sh --no-spk1 "${datadir}/${set}"
+  done
+  for set in ${valid_set} ${test_sets}; do
+    if [ ! -s "${datadir}/${set}/trials" ]; then
+      echo "$0: ${datadir}/${set}/trials: missing or empty (<enroll> <test> target|nontarget per line)" >&2
+      exit 1
+    fi
+  done
+  # shellcheck disable=SC2046  # one argument per set
+  python -m sekd.bin.check_data --no_ref --sample_rate "${sample_rate}" \
+    $(for set in ${train_set} ${valid_set} ${test_sets}; do echo "${datadir}/${set}"; done)
+fi
+
+if run_stage 3; then
+  while IFS=$'\t' read -r -u 3 _ name _ conf; do
+    log "stage 3: teacher ${name} (${conf})"
+    # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
+    train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+      ${train_opts} ${teacher_opts}
+  done 3< <(plan_of teacher)
+fi
+
+if run_stage 4; then
+  while IFS=$'\t' read -r -u 3 _ name seed conf; do
+    log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+    # shellcheck disable=SC2086,SC2046
+    train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+      ${train_opts} ${student_opts} --train.seed "${seed}"
+  done 3< <(plan_of student)
+fi
+
+if run_stage 5; then
+  while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
+    log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
+    # shellcheck disable=SC2086,SC2046
+    train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}" \
+      --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
+  done 3< <(plan_of kd)
+fi
+
+embed_sets="${test_sets}"
+[ "${asnorm}" = true ] && embed_sets="${embed_sets} ${cohort_set}"
+if run_stage 6; then
+  for system in $(systems); do
+    for set in ${embed_sets}; do
+      out="${exp}/${system}/embeddings/${set}"
+      if [ -f "${out}/.done" ]; then
+        log "stage 6: ${system} on ${set}: already embedded"
+        continue
+      fi
+      log "stage 6: embedding ${set} with ${system}"
+      # shellcheck disable=SC2086  # embed_opts holds several options
+      job "${decode_cmd}" "${exp}/${system}/log/embed_${set}.log" python -m sekd.bin.extract_embeddings \
+        --checkpoint "${exp}/${system}/checkpoints/best.pt" --data_dir "${datadir}/${set}" --out_dir "${out}" \
+        --num_threads 1 ${embed_opts}
+      touch "${out}/.done"
+    done
+  done
+fi
+
+report_sets=""
+for set in ${test_sets}; do
+  for norm in ${score_norm}; do
+    if [ "${norm}" = asnorm ]; then report_sets="${report_sets} ${set}_asnorm"; else report_sets="${report_sets} ${set}"; fi
+  done
+done
+
+if run_stage 7; then
+  for set in ${test_sets}; do
+    for system in $(systems); do
+      emb="${exp}/${system}/embeddings/${set}/embeddings.scp"
+      for norm in ${score_norm}; do
+        name=${set}
+        norm_opts=()
+        if [ "${norm}" = asnorm ]; then
+          name=${set}_asnorm
+          norm_opts=(--cohort "${exp}/${system}/embeddings/${cohort_set}/embeddings.scp"
+                     --cohort_utt2spk "${datadir}/${cohort_set}/utt2spk" --top_n "${top_n}")
+        fi
+        out="${exp}/${system}/scoring/${name}"
+        if [ -f "${out}/.done" ]; then
+          log "stage 7: ${system} on ${name}: already scored"
+          continue
+        fi
+        log "stage 7: scoring ${system} on ${name}"
+        job "${decode_cmd}" "${exp}/${system}/log/score_${name}.log" python -m sekd.bin.score_sv \
+          --trials "${datadir}/${set}/trials" --embeddings "${emb}" "${norm_opts[@]}" --out_dir "${out}"
+        touch "${out}/.done"
+        grep -v "^#" "${exp}/${system}/log/score_${name}.log" | tail -n 1
+      done
+    done
+  done
+fi
+
+if run_stage 8; then
+  log "stage 8: report"
+  # shellcheck disable=SC2086  # report_opts holds several options
+  python -m sekd.bin.report --exp_dir "${exp}" --sets "$(echo ${report_sets} | tr ' ' ',')" --primary_metric eer \
+    ${report_opts}
+  log "wrote ${exp}/RESULTS.md"
+fi
