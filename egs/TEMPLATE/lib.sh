@@ -1,9 +1,9 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154,SC2034  # the options are set by the sourcing driver; launch is used there
+# shellcheck disable=SC2154  # the options are set by the sourcing driver
 # What the stage drivers enh.sh and sv.sh share, sourced after their options are parsed:
 # job commands and GPU launch, --conf_tag overlays, the plan of systems (sekd.bin.plan),
-# train_system (skips a system with a .done marker, resumes a killed run), and stages 0
-# (download) and 1 (data), which are the same for both tasks.
+# train_system (skips a system with a .done marker, resumes a killed run), stages 0 (download)
+# and 1 (data), run when sourced, and training_stages (3 teacher, 4 student, 5 distill).
 
 train_cmd=${train_cmd:-utils/run.pl}
 decode_cmd=${decode_cmd:-utils/run.pl}
@@ -75,3 +75,34 @@ if run_stage 1; then
   fi
 fi
 
+# Stages 3 (teachers), 4 (baseline students) and 5 (distilled students), called by the driver
+# after its own stage 2.
+training_stages() {
+  if run_stage 3; then
+    local name seed conf kd teacher
+    while IFS=$'\t' read -r -u 3 _ name _ conf; do
+      log "stage 3: teacher ${name} (${conf})"
+      # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
+      train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+        ${train_opts} ${teacher_opts}
+    done 3< <(plan_of teacher)
+  fi
+
+  if run_stage 4; then
+    while IFS=$'\t' read -r -u 3 _ name seed conf; do
+      log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+      # shellcheck disable=SC2086,SC2046
+      train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+        ${train_opts} ${student_opts} --train.seed "${seed}"
+    done 3< <(plan_of student)
+  fi
+
+  if run_stage 5; then
+    while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
+      log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
+      # shellcheck disable=SC2086,SC2046
+      train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}" \
+        --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
+    done 3< <(plan_of kd)
+  fi
+}

@@ -75,32 +75,8 @@ if run_stage 2; then
     $(for set in ${train_set} ${valid_set} ${test_sets}; do echo "${datadir}/${set}"; done)
 fi
 
-if run_stage 3; then
-  while IFS=$'\t' read -r -u 3 _ name _ conf; do
-    log "stage 3: teacher ${name} (${conf})"
-    # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
-    train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
-      ${train_opts} ${teacher_opts}
-  done 3< <(plan_of teacher)
-fi
-
-if run_stage 4; then
-  while IFS=$'\t' read -r -u 3 _ name seed conf; do
-    log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
-    # shellcheck disable=SC2086,SC2046
-    train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
-      ${train_opts} ${student_opts} --train.seed "${seed}"
-  done 3< <(plan_of student)
-fi
-
-if run_stage 5; then
-  while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
-    log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
-    # shellcheck disable=SC2086,SC2046
-    train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}" \
-      --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
-  done 3< <(plan_of kd)
-fi
+# Stages 3-5: teacher(s), baseline student(s), distilled students (lib.sh).
+training_stages
 
 embed_sets="${test_sets}"
 [ "${asnorm}" = true ] && embed_sets="${embed_sets} ${cohort_set}"

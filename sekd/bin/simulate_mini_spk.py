@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for name, s in summary.items():
         print(f"simulate_mini_spk: {name}: {s['utterances']} utterances, {s['speakers']} speakers, "
-              f"{s['trials']} trials, {s['hours'] * 60:.1f} min")
+              f"{s.get('trials', 0)} trials, {s['hours'] * 60:.1f} min")
     print(f"simulate_mini_spk: done in {time.time() - start:.1f} s")
     return 0
 

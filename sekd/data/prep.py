@@ -7,7 +7,9 @@
   once: each output appears atomically (temp file + rename), a rerun skips those there;
 - :func:`write_data_dir`: a Kaldi data dir (``wav.scp``, ``spk1.scp``, ``utt2spk``,
   ``spk2utt``, ``utt2dur``, any extra tables), sorted in C-locale order, written to a
-  temporary directory and renamed into place, so a killed prep leaves no half data dir.
+  temporary directory and renamed into place, so a killed prep leaves no half data dir;
+- :func:`summarize_data_dir` / :func:`describe_data_dir`: utterances, speakers, hours (and
+  trials) of a written data dir, as a dict or as the line a prep script prints.
 """
 from __future__ import annotations
 
@@ -165,3 +167,22 @@ def write_data_dir(out_dir: str | os.PathLike, utts: Sequence[Utt]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def summarize_data_dir(data_dir: str | os.PathLike) -> dict[str, float]:
+    """``{"utterances", "speakers", "hours"}`` of a data dir (read from utt2dur and utt2spk),
+    plus ``"trials"`` where it has a trials file."""
+    d = Path(data_dir)
+    durs = [float(line.split()[1]) for line in (d / "utt2dur").read_text().splitlines()]
+    spks = {line.split()[1] for line in (d / "utt2spk").read_text().splitlines()}
+    summary = {"utterances": len(durs), "speakers": len(spks), "hours": sum(durs) / 3600.0}
+    if (d / "trials").is_file():
+        summary["trials"] = len((d / "trials").read_text().splitlines())
+    return summary
+
+
+def describe_data_dir(data_dir: str | os.PathLike) -> str:
+    """``<dir>: N utterances, S speakers, H h[, T trials]``."""
+    s = summarize_data_dir(data_dir)
+    trials = f", {s['trials']} trials" if "trials" in s else ""
+    return f"{data_dir}: {s['utterances']} utterances, {s['speakers']} speakers, {s['hours']:.2f} h{trials}"

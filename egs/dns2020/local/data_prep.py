@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from sekd.data import DataError
-from sekd.data.prep import Utt, find_wavs, write_data_dir
+from sekd.data.prep import Utt, describe_data_dir, find_wavs, write_data_dir
 
 READER = re.compile(r"reader_(\d+)")
 FILEID = re.compile(r"fileid_(\d+)$")
@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for rev in ("no_reverb", "with_reverb"):
             write_data_dir(out / f"test_{rev}", test_set(db / "test_set" / "synthetic" / rev, args.sample_rate))
         for name in ("train", "noise_train", "valid", "test_no_reverb", "test_with_reverb"):
-            n = len((out / name / "utt2dur").read_text().splitlines())
-            hours = sum(float(line.split()[1]) for line in (out / name / "utt2dur").read_text().splitlines()) / 3600
-            print(f"data_prep.py: {out / name}: {n} files, {hours:.2f} h")
+            print(f"data_prep.py: {describe_data_dir(out / name)}")
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
         return 1

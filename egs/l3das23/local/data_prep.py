@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from sekd.data import DataError
-from sekd.data.prep import Utt, convert, find_wavs, write_data_dir
+from sekd.data.prep import Utt, describe_data_dir, convert, find_wavs, write_data_dir
 
 CHANNELS = {"A": 4, "AB": 8}
 
@@ -101,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         sets = {"train": [u for u in train if u.spk not in held], "valid": [u for u in train if u.spk in held],
                 "test": read_split(db / "L3DAS23_Task1_dev", args.mics, out, args.nj)}
         for name, utts in sets.items():
-            write_data_dir(out / name, utts)
-            print(f"data_prep.py: {out / name}: {len(utts)} utterances, {len({u.spk for u in utts})} speakers, "
-                  f"{sum(u.dur for u in utts) / 3600:.2f} h, {CHANNELS[args.mics]} channels")
+            print(f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}, {CHANNELS[args.mics]} channels")
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
         return 1

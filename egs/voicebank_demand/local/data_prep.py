@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from sekd.data import DataError
-from sekd.data.prep import Utt, convert, find_wavs, pair, write_data_dir
+from sekd.data.prep import Utt, describe_data_dir, convert, find_wavs, pair, write_data_dir
 
 FOLDERS = {"train": ("noisy_trainset_28spk_wav", "clean_trainset_28spk_wav"),
            "test": ("noisy_testset_wav", "clean_testset_wav")}
@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(str(db / FOLDERS["train"][0]), f"validation speaker(s) {sorted(missing)} not in the "
                             "training set (--valid_speakers)")
         for name, utts in sets.items():
-            write_data_dir(out / name, utts)
-            print(f"data_prep.py: {out / name}: {len(utts)} utterances, "
-                  f"{len({u.spk for u in utts})} speakers, {sum(u.dur for u in utts) / 3600:.2f} h")
+            print(f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}")
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
         return 1

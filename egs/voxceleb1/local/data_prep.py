@@ -31,7 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from sekd.data import DataError
-from sekd.data.prep import Utt, write_data_dir, write_table
+from sekd.data.prep import Utt, describe_data_dir, write_data_dir, write_table
 
 
 def utt_id(rel: str) -> str:
@@ -126,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                            args.seed)))
         write_data_dir(out / "test", test)
         write_table(out / "test" / "trials", ((f"{a} {b}", c) for a, b, c in trials))
-        for name, subset in (("train", train), ("valid", valid), ("test", test)):
-            print(f"data_prep.py: {out / name}: {len(subset)} utterances, {len({u.spk for u in subset})} speakers, "
-                  f"{sum(u.dur for u in subset) / 3600:.2f} h")
+        for name in ("train", "valid", "test"):
+            print(f"data_prep.py: {describe_data_dir(out / name)}")
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
         return 1

@@ -47,19 +47,18 @@ so a mono corpus directory is never taken for an FOA one or the other way round.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
-import multiprocessing
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import soundfile as sf
 
+from sekd.data.prep import summarize_data_dir, write_table
+
+from .corpus_dir import PARAMS_FILE, building, clear_for_build, is_built, render_all
 from .noise import NOISE_TYPES, active_power, make_noise, mix_at_snr, peak_normalize, sample_snr
 from .tts import Speaker, make_speaker_pools, synthesize
 from .words import make_sentence, sentence_to_tts
@@ -73,7 +72,6 @@ SETS: tuple[str, ...] = ("train", "valid", "test")
 GENERATOR_VERSION = 1  # bump when the same parameters would give different audio
 SPEECH_LEVEL_DBFS = (-30.0, -20.0)
 PEAK = 0.9
-PARAMS_FILE = ".params.json"
 ARRAYS: tuple[str, ...] = ("foa",)  # array=None: mono
 ROOM_STREAM = 1  # the room of an utterance: default_rng([plan.seed, ROOM_STREAM])
 
@@ -212,12 +210,6 @@ def _render_and_write(args: tuple[UtterancePlan, str, int, str | None]) -> tuple
     return plan.utt_id, signals["clean"].shape[-1], info
 
 
-def _write_table(path: Path, rows: Iterable[tuple[str, str]]) -> None:
-    lines = [f"{k} {v}\n" for k, v in sorted(rows)]
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(lines)
-
-
 def _write_data_dir(
     data_dir: Path, wav_root: str, plans: Sequence[UtterancePlan], lengths: dict[str, int], sample_rate: int,
     rooms: dict[str, dict] | None = None,
@@ -228,21 +220,21 @@ def _write_data_dir(
     def wav(kind: str, utt: str) -> str:
         return os.path.join(wav_root, subset, kind, utt + ".wav")
 
-    _write_table(data_dir / "wav.scp", ((p.utt_id, wav("noisy", p.utt_id)) for p in plans))
-    _write_table(data_dir / "spk1.scp", ((p.utt_id, wav("clean", p.utt_id)) for p in plans))
-    _write_table(data_dir / "noise1.scp", ((p.utt_id, wav("noise", p.utt_id)) for p in plans))
-    _write_table(data_dir / "utt2spk", ((p.utt_id, p.speaker.speaker_id) for p in plans))
-    _write_table(data_dir / "utt2dur", ((p.utt_id, f"{lengths[p.utt_id] / sample_rate:.3f}") for p in plans))
-    _write_table(data_dir / "text", ((p.utt_id, " ".join(p.words)) for p in plans))
-    _write_table(data_dir / "utt2snr", ((p.utt_id, f"{p.snr_db:.2f}") for p in plans))
-    _write_table(data_dir / "utt2noise", ((p.utt_id, p.noise_type) for p in plans))
+    write_table(data_dir / "wav.scp", ((p.utt_id, wav("noisy", p.utt_id)) for p in plans))
+    write_table(data_dir / "spk1.scp", ((p.utt_id, wav("clean", p.utt_id)) for p in plans))
+    write_table(data_dir / "noise1.scp", ((p.utt_id, wav("noise", p.utt_id)) for p in plans))
+    write_table(data_dir / "utt2spk", ((p.utt_id, p.speaker.speaker_id) for p in plans))
+    write_table(data_dir / "utt2dur", ((p.utt_id, f"{lengths[p.utt_id] / sample_rate:.3f}") for p in plans))
+    write_table(data_dir / "text", ((p.utt_id, " ".join(p.words)) for p in plans))
+    write_table(data_dir / "utt2snr", ((p.utt_id, f"{p.snr_db:.2f}") for p in plans))
+    write_table(data_dir / "utt2noise", ((p.utt_id, p.noise_type) for p in plans))
     if rooms is not None:
-        _write_table(data_dir / "utt2rt60", ((p.utt_id, f"{rooms[p.utt_id]['rt60']:.3f}") for p in plans))
-        _write_table(data_dir / "utt2distance", ((p.utt_id, f"{rooms[p.utt_id]['distance']:.3f}") for p in plans))
+        write_table(data_dir / "utt2rt60", ((p.utt_id, f"{rooms[p.utt_id]['rt60']:.3f}") for p in plans))
+        write_table(data_dir / "utt2distance", ((p.utt_id, f"{rooms[p.utt_id]['distance']:.3f}") for p in plans))
     spk2utt: dict[str, list[str]] = {}
     for p in plans:
         spk2utt.setdefault(p.speaker.speaker_id, []).append(p.utt_id)
-    _write_table(data_dir / "spk2utt", ((s, " ".join(sorted(u))) for s, u in spk2utt.items()))
+    write_table(data_dir / "spk2utt", ((s, " ".join(sorted(u))) for s, u in spk2utt.items()))
     # Kaldi requires utt2spk and spk2utt to sort the same way.
     utts = sorted(p.utt_id for p in plans)
     spk = {p.utt_id: p.speaker.speaker_id for p in plans}
@@ -252,52 +244,18 @@ def _write_data_dir(
 
 def summarize_corpus(out_dir: str | os.PathLike) -> dict[str, dict[str, float]]:
     """Per set: ``{"utterances", "speakers", "hours"}``, read from the data dirs."""
-    summary = {}
-    for subset in SETS:
-        d = Path(out_dir) / subset
-        if not (d / "utt2dur").is_file():
-            continue
-        durs = [float(line.split()[1]) for line in (d / "utt2dur").read_text().splitlines()]
-        spks = {line.split()[1] for line in (d / "utt2spk").read_text().splitlines()}
-        summary[subset] = {"utterances": len(durs), "speakers": len(spks), "hours": sum(durs) / 3600.0}
-    return summary
-
-
-def _read_params(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / PARAMS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return {s: summarize_data_dir(Path(out_dir) / s) for s in SETS if (Path(out_dir) / s / "utt2dur").is_file()}
 
 
 def _render_all(
     jobs: list[tuple[UtterancePlan, str, int, str | None]], nj: int, progress: bool
 ) -> tuple[dict[str, int], dict[str, dict]]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), desc="simulate mini", unit="utt", disable=not progress, mininterval=1.0)
     lengths: dict[str, int] = {}
     infos: dict[str, dict] = {}
-    try:
-        if nj <= 1 or len(jobs) < 2:
-            for job in jobs:
-                utt, n, info = _render_and_write(job)
-                lengths[utt] = n
-                if info is not None:
-                    infos[utt] = info
-                bar.update()
-        else:
-            # spawn: workers start clean (no inherited threads or eSpeak state); results
-            # do not depend on which worker renders what, see the module docstring.
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(min(nj, len(jobs))) as pool:
-                for utt, n, info in pool.imap_unordered(_render_and_write, jobs, chunksize=4):
-                    lengths[utt] = n
-                    if info is not None:
-                        infos[utt] = info
-                    bar.update()
-    finally:
-        bar.close()
+    for utt, n, info in render_all(_render_and_write, jobs, nj, progress, "simulate mini"):
+        lengths[utt] = n
+        if info is not None:
+            infos[utt] = info
     return lengths, infos
 
 
@@ -361,20 +319,17 @@ def make_mini_corpus(
         params["array"] = "foa"
         params["room"] = {"version": ROOM_VERSION, **RoomConfig().to_dict()}
     out = Path(os.path.abspath(out_dir))
-    if _read_params(out) == params and all((out / s / "wav.scp").is_file() for s in SETS):
+    if is_built(out, params, SETS):
         log.info("%s already holds this corpus (%s); nothing to do", out, PARAMS_FILE)
         return summarize_corpus(out)
-    if out.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif not overwrite:
-            old = _read_params(out)
-            why = "is not a finished mini corpus"
-            if old:
-                kinds = (old.get("array", "mono"), params.get("array", "mono"))
-                why = (f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1]
-                       else "was made with other parameters")
-            raise FileExistsError(f"{out} exists and {why}; remove it or pass overwrite=True (--overwrite)")
+
+    def why(old: dict | None) -> str:
+        if not old:
+            return "is not a finished mini corpus"
+        kinds = (old.get("array", "mono"), params.get("array", "mono"))
+        return f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1] else "was made with other parameters"
+
+    clear_for_build(out, overwrite, why)
 
     pools = make_speaker_pools(
         seed, num_train_speakers, num_valid_speakers, num_test_speakers, num_babble_speakers
@@ -386,9 +341,7 @@ def make_mini_corpus(
         for s in SETS
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with building(out, params) as tmp:
         for s in SETS:
             for kind in ("noisy", "clean", "noise"):
                 (tmp / "wav" / s / kind).mkdir(parents=True)
@@ -397,16 +350,4 @@ def make_mini_corpus(
         for s in SETS:
             _write_data_dir(tmp / s, str(out / "wav"), plans[s], lengths, sample_rate,
                             rooms if array is not None else None)
-        (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        if out.exists():  # overwrite: swap the old one out, then delete it
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summarize_corpus(out)

@@ -30,12 +30,8 @@ Utterance ids ``<speaker id>_<set>_<nnnn>`` sort with their speaker ids.
 """
 from __future__ import annotations
 
-import json
 import logging
-import multiprocessing
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +39,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from .corpus_dir import PARAMS_FILE, building, clear_for_build, is_built, render_all
 from .noise import active_power, make_noise, mix_at_snr, peak_normalize
 from .tts import Speaker, make_speaker_pools, synthesize
 from .words import make_sentence, sentence_to_tts
@@ -54,7 +51,6 @@ SETS = ("train", "valid", "test")
 NOISE_TYPES = ("white", "pink", "brown", "modulated", "hum")
 SPEECH_LEVEL_DBFS = (-30.0, -20.0)
 PEAK = 0.9
-PARAMS_FILE = ".params.json"
 
 
 @dataclass(frozen=True)
@@ -154,78 +150,30 @@ def make_spk_corpus(out_dir: str | os.PathLike, seed: int = 0, num_train_speaker
               "snr_range": None if snr_range is None else [float(snr_range[0]), float(snr_range[1])],
               "pitch_jitter": int(pitch_jitter), "rate_jitter": int(rate_jitter), "sample_rate": int(sample_rate)}
     out = Path(os.path.abspath(out_dir))
-    try:
-        old = json.loads((out / PARAMS_FILE).read_text())
-    except (OSError, ValueError):
-        old = None
-    if old == params and all((out / s / "wav.scp").is_file() for s in SETS):
+    if is_built(out, params, SETS):
         log.info("%s already holds this corpus (%s); nothing to do", out, PARAMS_FILE)
         return summarize(out)
-    if out.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif not overwrite:
-            raise FileExistsError(f"{out} exists and {'was made with other parameters' if old else 'is not a finished corpus'}"
-                                  "; remove it or pass overwrite=True (--overwrite)")
+    clear_for_build(out, overwrite, lambda old: "was made with other parameters" if old else "is not a finished corpus")
     plans = plan_corpus(seed, num_train_speakers, num_test_speakers, utts_per_speaker, valid_utts_per_speaker,
                         test_utts_per_speaker, snr_range, pitch_jitter, rate_jitter)
     from sekd.data.prep import Utt, write_data_dir, write_table
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with building(out, params) as tmp:
         for s in SETS:
             (tmp / "wav" / s).mkdir(parents=True)
         jobs = [(u, str(tmp / "wav"), sample_rate) for s in SETS for u in plans[s]]
-        lengths = _render(jobs, nj, progress)
+        lengths = dict(render_all(_render_and_write, jobs, nj, progress, "simulate mini_spk", chunksize=8))
         for s in SETS:
             write_data_dir(tmp / s, [Utt(u.utt_id, str(out / "wav" / s / f"{u.utt_id}.wav"), u.speaker_id,
                                          lengths[u.utt_id] / sample_rate, extra={"text": " ".join(u.words)})
                                      for u in plans[s]])
             if s != "train":
                 write_table(tmp / s / "trials", _all_pairs(plans[s]))
-        (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summarize(out)
 
 
-def _render(jobs: list, nj: int, progress: bool) -> dict[str, int]:
-    from tqdm import tqdm
-
-    lengths: dict[str, int] = {}
-    with tqdm(total=len(jobs), desc="simulate mini_spk", unit="utt", disable=not progress, mininterval=1.0) as bar:
-        if nj <= 1 or len(jobs) < 2:
-            for job in jobs:
-                utt, n = _render_and_write(job)
-                lengths[utt] = n
-                bar.update()
-        else:  # spawn: workers start without inherited eSpeak state; output independent of nj
-            with multiprocessing.get_context("spawn").Pool(min(nj, len(jobs))) as pool:
-                for utt, n in pool.imap_unordered(_render_and_write, jobs, chunksize=8):
-                    lengths[utt] = n
-                    bar.update()
-    return lengths
-
-
 def summarize(out_dir: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """Per set: utterances, speakers, trials (valid/test) and hours, read from the data dirs."""
-    summary = {}
-    for s in SETS:
-        d = Path(out_dir) / s
-        if not (d / "utt2dur").is_file():
-            continue
-        durs = [float(line.split()[1]) for line in (d / "utt2dur").read_text().splitlines()]
-        spks = {line.split()[1] for line in (d / "utt2spk").read_text().splitlines()}
-        trials = len((d / "trials").read_text().splitlines()) if (d / "trials").is_file() else 0
-        summary[s] = {"utterances": len(durs), "speakers": len(spks), "trials": trials, "hours": sum(durs) / 3600}
-    return summary
+    """Per set: utterances, speakers, hours and trials (valid/test), read from the data dirs."""
+    from sekd.data.prep import summarize_data_dir
+
+    return {s: summarize_data_dir(Path(out_dir) / s) for s in SETS if (Path(out_dir) / s / "utt2dur").is_file()}
