@@ -59,14 +59,14 @@ def test_kd_config_builds(conf):
         with FeatureTaps(models["teacher"], term.teacher_taps()) as t, torch.no_grad():
             t_est = models["teacher"](x)
         extra = {}
-        if sv:  # speaker labels, both AAM heads, the teacher itself, crop ids when the crops are fixed
+        if sv:  # speaker labels, both AAM heads, the teacher itself, crop ids when crops recur
             from sekd.sv.aam import AAMSoftmax
 
             t_head = AAMSoftmax(t_est.shape[-1], 3).eval()
             extra = dict(labels=torch.tensor([0, 2]), student_logits=AAMSoftmax(est.shape[-1], 3).logits(est),
                          teacher_logits=t_head.logits(t_est), teacher_model=models["teacher"], teacher_head=t_head,
                          student_model=models["student"],
-                         crop_ids=torch.arange(2) if cfg["data"]["fixed_crops"] else None)
+                         crop_ids=torch.arange(2) if cfg["data"]["crop_slots"] else None)
         with torch.no_grad():
             ctx = KDContext(x, None if sv else x[:, 0], est, t_est, s.features, t.features, **extra)
             assert torch.isfinite(term(ctx))

@@ -79,7 +79,7 @@ def test_mini_spk_end_to_end(tmp_path):
         assert result["num_trials"] == 15 and result["scoring"] == {"method": "cosine"}
     imlkd = json.loads((exp / "student_kd_imlkd" / "model_info.json").read_text())["history"][0]
     assert imlkd["kd_imlkd_ig_crops"] == 16 and imlkd["kd_seconds"] > 0  # the IG cost, counted
-    assert "fixed_crops: true" in (exp / "student_kd_imlkd" / "config.yaml").read_text()
+    assert "crop_slots: " in (exp / "student_kd_imlkd" / "config.yaml").read_text()
     assert "validate_data_dir.sh: Successfully validated" in proc.stdout
 
     # A second run finds every step done and only redoes the report.

@@ -55,6 +55,29 @@ def teacher(sv_data, tmp_path_factory):
     return root / "teacher"
 
 
+def test_crop_slots_cycle_each_utterances_crops(sv_data):
+    from sekd.data import SpeakerCropDataset
+
+    def crops(ds, epoch):
+        ds.set_epoch(epoch)
+        return [(ds[i][0], int(ds[i][2])) for i in range(len(ds))]
+
+    fresh = SpeakerCropDataset(sv_data[0], 0.25, seed=3)  # 1 s utterances, 0.25 s crops
+    n = len(fresh)
+    e0, e1 = crops(fresh, 0), crops(fresh, 1)
+    assert [i for _, i in e0] == list(range(n)) and [i for _, i in e1] == list(range(n, 2 * n))
+    assert sum(not torch.equal(a, b) for (a, _), (b, _) in zip(e0, e1)) >= n - 1  # a new crop every epoch
+    two = SpeakerCropDataset(sv_data[0], 0.25, seed=3, crop_slots=2)
+    s0, s1, s2 = crops(two, 0), crops(two, 1), crops(two, 2)
+    assert all(torch.equal(a, b) and i == j for (a, i), (b, j) in zip(s0, s2))  # epoch 2 reuses slot 0
+    assert all(torch.equal(a, b) and i == j for (a, i), (b, j) in zip(s1, e1))  # slot 1 = fresh epoch 1
+    assert {i for _, i in s0}.isdisjoint(i for _, i in s1)  # two crops per utterance, two ids
+    one = SpeakerCropDataset(sv_data[0], 0.25, seed=3, crop_slots=1)
+    assert [i for _, i in crops(one, 5)] == list(range(n))
+    with pytest.raises(ValueError, match="crop_slots"):
+        SpeakerCropDataset(sv_data[0], 0.25, crop_slots=-1)
+
+
 def test_sv_training_writes_a_checkpoint_with_eer_and_its_head(teacher):
     from sekd.train.checkpoint import load_model
 
@@ -99,7 +122,7 @@ def test_sv_model_needs_the_aam_loss(sv_data, tmp_path, capsys):
 def test_distillation_with_the_three_sv_terms(sv_data, teacher, tmp_path):
     conf = _config(tmp_path / "s.yaml")
     kd = tmp_path / "kd.yaml"
-    kd.write_text(yaml.safe_dump({"data": {"fixed_crops": True}, "kd": {"terms": [
+    kd.write_text(yaml.safe_dump({"data": {"crop_slots": 1}, "kd": {"terms": [
         {"name": "logit_kd", "weight": 0.5, "args": {"temperature": 2.0}},
         {"name": "embedding_kd", "weight": 1.0},  # 12 -> 12 dimensions: no adapter
         {"name": "imlkd", "weight": 1.0, "args": {"durations": ["full", 0.25], "steps": 2, "cache": True}}]}}))
@@ -111,7 +134,7 @@ def test_distillation_with_the_three_sv_terms(sv_data, teacher, tmp_path):
     first, second = info["history"]
     for part in ("train_kd_logit_kd", "train_kd_embedding_kd", "train_kd_imlkd", "kd_seconds"):
         assert math.isfinite(first[part]), part
-    # 16 fixed crops: integrated gradients once per crop (2 of them while building the adapters), then cached
+    # 16 crops, one slot: integrated gradients once per crop (2 of them while building the adapters), then cached
     assert first["kd_imlkd_ig_crops"] == second["kd_imlkd_ig_crops"] == 16 == second["kd_imlkd_cache_size"]
     assert second["kd_imlkd_cache_hits"] - first["kd_imlkd_cache_hits"] == 16
     assert {"train_kd_imlkd_instance", "train_kd_imlkd_class", "train_kd_imlkd_batch"} <= set(first)  # its levels
@@ -167,11 +190,11 @@ def test_imlkd_gradients_reach_the_student_and_never_the_teacher(space):
     assert term.stats()["ig_crops"] == 4 and term.stats()["cache_size"] == 0
 
 
-def test_imlkd_cache_needs_fixed_crops_and_skips_the_teacher():
+def test_imlkd_cache_needs_recurring_crops_and_skips_the_teacher():
     teacher, student, head = _pair()
     term = build_kd_term("imlkd", durations=["full", 0.25], steps=2, cache=True, target="embedding")
     wav, labels = 0.1 * torch.randn(3, 1, 8000), torch.tensor([0, 1, 1])
-    with pytest.raises(ValueError, match="fixed_crops"):
+    with pytest.raises(ValueError, match="crop_slots"):
         term(_ctx(term, teacher, student, head, wav, labels))
     ids = torch.tensor([5, 6, 7])
     first = term(_ctx(term, teacher, student, head, wav, labels, ids))

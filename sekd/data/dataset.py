@@ -176,17 +176,18 @@ class SpeakerCropDataset(Dataset):
 
     Item ``index``: ``(wav [1, S] float32, label int64, crop_id int64)``. ``label`` is the index
     of the utterance's speaker in :func:`speaker_list` (the sorted ``utt2spk`` speakers);
-    ``crop_id`` names the crop: ``index`` when ``fixed_crops`` (the crop of an utterance is the
-    same every epoch, so a KD term may cache the teacher's targets for it), else
-    ``epoch * len(self) + index``. The crop start is drawn from ``(seed, epoch, index)``
-    (``(seed, 0, index)`` with ``fixed_crops``), never from global random state.
+    ``crop_id = slot * len(self) + index`` names the crop, where ``slot`` is the epoch when
+    ``crop_slots`` is 0 (a new crop every epoch), else ``epoch % crop_slots``: each utterance
+    then has ``crop_slots`` crops, visited in turn (1: the same crop every epoch), so a KD term
+    may cache the teacher's targets for each. The crop start is drawn from ``(seed, slot,
+    index)``, never from global random state.
     Utterances shorter than the crop are repeated (wrap padding, as voxceleb_trainer and
     WeSpeaker do), not zero-padded: silence would be a speaker-independent cue.
     Multi-channel input keeps channel 0. ``spk1.scp`` is not needed (and not read).
     """
 
     def __init__(self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0,
-                 fixed_crops: bool = False) -> None:
+                 crop_slots: int = 0) -> None:
         self.data = data if isinstance(data, DataDir) else DataDir(data, require_ref=False)
         self.speakers = speaker_list(self.data)
         index = {s: i for i, s in enumerate(self.speakers)}
@@ -194,7 +195,9 @@ class SpeakerCropDataset(Dataset):
         self.segment = int(round(segment * sample_rate))
         if self.segment < 1:
             raise ValueError(f"data.segment must be positive, got {segment}")
-        self.sample_rate, self.seed, self.fixed_crops, self.epoch = sample_rate, seed, fixed_crops, 0
+        if crop_slots < 0:
+            raise ValueError(f"data.crop_slots must be >= 0 (0: a new crop every epoch), got {crop_slots}")
+        self.sample_rate, self.seed, self.crop_slots, self.epoch = sample_rate, seed, int(crop_slots), 0
         self._lengths: dict[str, int] = {}
 
     @property
@@ -207,8 +210,13 @@ class SpeakerCropDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def slot(self) -> int:
+        """Which of an utterance's crops this epoch uses (the epoch itself without crop slots)."""
+        return self.epoch % self.crop_slots if self.crop_slots else self.epoch
+
     def crop_start(self, index: int, length: int) -> int:
-        rng = np.random.default_rng([self.seed, 0 if self.fixed_crops else self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.slot, index])
         return int(rng.integers(0, length - self.segment + 1)) if length > self.segment else 0
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -223,7 +231,7 @@ class SpeakerCropDataset(Dataset):
             raise DataError(entry.where, f"utterance {key!r} is empty ({entry.value})")
         if wav.shape[1] < self.segment:
             wav = np.tile(wav, (1, -(-self.segment // wav.shape[1])))[:, :self.segment]
-        crop_id = index if self.fixed_crops else self.epoch * len(self) + index
+        crop_id = self.slot * len(self) + index
         return (torch.from_numpy(np.ascontiguousarray(wav)), torch.tensor(self.labels[index], dtype=torch.long),
                 torch.tensor(crop_id, dtype=torch.long))
 

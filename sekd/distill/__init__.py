@@ -31,7 +31,7 @@ class KDContext:
     eval mode, for terms that run it themselves, e.g. integrated gradients) and ``teacher_head``
     (its frozen AAM-softmax head or None), ``student_model`` (the student being trained, for terms
     that run some of its layers again, e.g. on segments), ``crop_ids [B]``
-    (stable ids of the crops when ``data.fixed_crops`` is on, else None: a term may cache
+    (stable ids of the crops when ``data.crop_slots`` is set, else None: a term may cache
     teacher targets by them).
     """
 

@@ -79,8 +79,9 @@ duration (about one crop's worth of frames): ``len(durations) * (steps + 1)`` ti
 training step, the expensive part of IML-KD; the student side costs a pooling and an embedding
 layer per segment. The cost is counted (``stats()``: ``ig_seconds``, ``ig_crops``,
 ``cache_hits``; the trainer logs them per epoch, the report's training-time column shows the
-total). With ``cache: true`` and ``data.fixed_crops: true`` the targets of each crop are
-computed once and kept in memory (``M * D`` floats per crop, ``cache_dtype`` float32 or
+total). With ``cache: true`` and ``data.crop_slots: K`` (each utterance has K crops, used in
+turn, epoch e the (e mod K)-th) the targets of each crop are computed once (in the first K
+epochs) and kept in memory (``M * D`` floats per crop, ``cache_dtype`` float32 or
 float16): later epochs cost a student step plus a dictionary lookup. The cache lives in the
 process (it is not in ``last.pt``): a resumed run recomputes it as it meets the crops again.
 ``chunk_size`` interpolation points go through the teacher at once (memory grows with it).
@@ -88,7 +89,7 @@ No gradient reaches the teacher's parameters (IG differentiates with respect to 
 
 Example (``conf/kd/imlkd.yaml``)::
 
-    data: {fixed_crops: true}
+    data: {crop_slots: 3}
     kd:
       terms:
         - name: imlkd
@@ -300,8 +301,8 @@ class IMLKD(KDTerm):
         ids = None
         if self.use_cache:
             if ctx.crop_ids is None:
-                raise ValueError("imlkd cache: true needs fixed crops (data.fixed_crops: true); random crops "
-                                 "change every epoch and cannot be cached")
+                raise ValueError("imlkd cache: true needs crops that recur (data.crop_slots: K >= 1); random "
+                                 "crops change every epoch and cannot be cached")
             ids = [int(i) for i in ctx.crop_ids]
         todo = list(range(len(ctx.labels))) if ids is None else [b for b, i in enumerate(ids) if i not in self._cache]
         computed = None

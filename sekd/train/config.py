@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
         "snr_range": [0.0, 40.0],  # dB, uniform
         "level_range": [-35.0, -15.0],  # dBFS of the mixture, uniform
         # Speaker verification (models with task "sv"):
-        "fixed_crops": False,  # the same crop of each utterance every epoch (lets imlkd cache teacher targets)
+        "crop_slots": 0,  # 0: a new crop every epoch; K: K crops per utterance, used in turn (imlkd can cache them)
         "valid_max_seconds": None,  # embed at most the first seconds of each validation utterance (None: whole)
     },
     "loss": {"name": "sisnr"},  # sv models: {name: aam, margin: 0.2, scale: 30}

@@ -116,7 +116,7 @@ class Trainer:
             from sekd.data import SpeakerCropDataset, TrialUtteranceDataset
 
             self.train_set = SpeakerCropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
-                                                bool(dcfg["fixed_crops"]))
+                                                int(dcfg["crop_slots"]))
             self.valid_set = TrialUtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["valid_max_seconds"],
                                                    max_trials=tcfg["max_valid_trials"])
         elif dcfg["noise_scp"]:
@@ -380,7 +380,7 @@ class Trainer:
         ctx = KDContext(wav, None, emb, t_emb, s_taps.features, t_feats, labels=labels,
                         student_logits=logits, teacher_logits=t_logits, teacher_model=self.teacher,
                         teacher_head=self.teacher_head, student_model=self.model,
-                        crop_ids=crop_ids if self.train_set.fixed_crops else None)
+                        crop_ids=crop_ids if self.train_set.crop_slots else None)
         total = self.cfg["kd"]["task_weight"] * task
         for name, weight, term in zip(self.kd_names, self.kd_weights, self.kd_terms):
             value = term(ctx)
