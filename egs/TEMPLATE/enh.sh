@@ -66,15 +66,10 @@ if run_stage 6; then
   for system in $(systems); do
     for set in ${test_sets}; do
       out="${exp}/${system}/enhanced/${set}"
-      if [ -f "${out}/.done" ]; then
-        log "stage 6: ${system} on ${set}: already enhanced"
-        continue
-      fi
-      log "stage 6: enhancing ${set} with ${system}"
-      job "${decode_cmd}" "${exp}/${system}/log/enhance_${set}.log" python -m sekd.bin.enhance \
+      step "${out}" "${exp}/${system}/log/enhance_${set}.log" "stage 6: ${system} on ${set}: already enhanced" \
+        "stage 6: enhancing ${set} with ${system}" python -m sekd.bin.enhance \
         --checkpoint "${exp}/${system}/checkpoints/best.pt" --data_dir "${datadir}/${set}" --out_dir "${out}" \
         --num_threads 1
-      touch "${out}/.done"
     done
   done
 fi
@@ -83,18 +78,12 @@ if run_stage 7; then
   for set in ${test_sets}; do
     for system in noisy $(systems); do
       out="${exp}/${system}/scoring/${set}"
-      if [ -f "${out}/.done" ]; then
-        log "stage 7: ${system} on ${set}: already scored"
-        continue
-      fi
       est="${exp}/${system}/enhanced/${set}/wav.scp"
       [ "${system}" = noisy ] && est="${datadir}/${set}/wav.scp"
-      log "stage 7: scoring ${system} on ${set}"
-      job "${decode_cmd}" "${exp}/${system}/log/score_${set}.log" python -m sekd.bin.score \
+      step --show "${out}" "${exp}/${system}/log/score_${set}.log" "stage 7: ${system} on ${set}: already scored" \
+        "stage 7: scoring ${system} on ${set}" python -m sekd.bin.score \
         --ref_scp "${datadir}/${set}/spk1.scp" --est_scp "${est}" --out_dir "${out}" --metrics "${metrics}" --nj "${nj}" \
         ${asr_model:+--asr_model "${asr_model}"}
-      touch "${out}/.done"
-      grep -v "^#" "${exp}/${system}/log/score_${set}.log" | tail -n 1
     done
   done
 fi

@@ -2,7 +2,8 @@
 # shellcheck disable=SC2154  # the options are set by the sourcing driver
 # What the stage drivers enh.sh and sv.sh share, sourced after their options are parsed:
 # job commands and GPU launch, --conf_tag overlays, the plan of systems (sekd.bin.plan),
-# train_system (skips a system with a .done marker, resumes a killed run), stages 0 (download)
+# train_system (skips a system with a .done marker, resumes a killed run), step (one enhance/
+# embed/score job of a system, skipped when done), stages 0 (download)
 # and 1 (data), run when sourced, and training_stages (3 teacher, 4 student, 5 distill).
 
 train_cmd=${train_cmd:-utils/run.pl}
@@ -35,6 +36,23 @@ job() {  # <cmd> <log> <command...>
     tail -n 25 "${logfile}" >&2
     exit 1
   fi
+}
+
+# One step of a per-system stage (enhance, embed, score): skipped when <out>/.done exists, else the
+# job through decode_cmd, then <out>/.done; --show prints the last result line of its log.
+step() {  # [--show] <out dir> <log> <message when done> <message when starting> <command...>
+  local show=false
+  if [ "$1" = --show ]; then show=true; shift; fi
+  local out=$1 logfile=$2 done_msg=$3 start_msg=$4
+  shift 4
+  if [ -f "${out}/.done" ]; then
+    log "${done_msg}"
+    return 0
+  fi
+  log "${start_msg}"
+  job "${decode_cmd}" "${logfile}" "$@"
+  touch "${out}/.done"
+  if [ "${show}" = true ]; then grep -v "^#" "${logfile}" | tail -n 1; fi
 }
 
 # The systems to train (sekd.bin.plan): "<kind> <system> <seed> <config> [<kd config> <teacher>]".

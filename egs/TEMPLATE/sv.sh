@@ -84,16 +84,11 @@ if run_stage 6; then
   for system in $(systems); do
     for set in ${embed_sets}; do
       out="${exp}/${system}/embeddings/${set}"
-      if [ -f "${out}/.done" ]; then
-        log "stage 6: ${system} on ${set}: already embedded"
-        continue
-      fi
-      log "stage 6: embedding ${set} with ${system}"
       # shellcheck disable=SC2086  # embed_opts holds several options
-      job "${decode_cmd}" "${exp}/${system}/log/embed_${set}.log" python -m sekd.bin.extract_embeddings \
+      step "${out}" "${exp}/${system}/log/embed_${set}.log" "stage 6: ${system} on ${set}: already embedded" \
+        "stage 6: embedding ${set} with ${system}" python -m sekd.bin.extract_embeddings \
         --checkpoint "${exp}/${system}/checkpoints/best.pt" --data_dir "${datadir}/${set}" --out_dir "${out}" \
         --num_threads 1 ${embed_opts}
-      touch "${out}/.done"
     done
   done
 fi
@@ -118,15 +113,9 @@ if run_stage 7; then
                      --cohort_utt2spk "${datadir}/${cohort_set}/utt2spk" --top_n "${top_n}")
         fi
         out="${exp}/${system}/scoring/${name}"
-        if [ -f "${out}/.done" ]; then
-          log "stage 7: ${system} on ${name}: already scored"
-          continue
-        fi
-        log "stage 7: scoring ${system} on ${name}"
-        job "${decode_cmd}" "${exp}/${system}/log/score_${name}.log" python -m sekd.bin.score_sv \
+        step --show "${out}" "${exp}/${system}/log/score_${name}.log" "stage 7: ${system} on ${name}: already scored" \
+          "stage 7: scoring ${system} on ${name}" python -m sekd.bin.score_sv \
           --trials "${datadir}/${set}/trials" --embeddings "${emb}" "${norm_opts[@]}" --out_dir "${out}"
-        touch "${out}/.done"
-        grep -v "^#" "${exp}/${system}/log/score_${name}.log" | tail -n 1
       done
     done
   done

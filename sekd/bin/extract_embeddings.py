@@ -51,21 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     model.to(args.device)
     try:
         data = DataDir(args.data_dir, require_ref=False)
+        limit = int(round(args.max_seconds * rate)) if args.max_seconds else None
+        audio = 0.0  # seconds embedded
 
         def items():
+            nonlocal audio
             for key in data.utt_ids:
                 samples, sr = read_entry(data.wav[key], key)
                 if sr != rate:
                     raise DataError(data.wav[key].where, f"utterance {key!r}: sample rate {sr} Hz, the model "
                                     f"takes {rate} Hz")
+                audio += min(samples.shape[1], limit or samples.shape[1]) / rate
                 yield key, torch.from_numpy(samples[0])
 
-        start, audio = time.perf_counter(), 0.0
-        embeddings = {}
-        limit = int(args.max_seconds * rate) if args.max_seconds else None
-        for key, wav in items():
-            audio += min(len(wav), limit or len(wav)) / rate
-            embeddings.update(embed_utterances(model, [(key, wav)], args.device, args.max_seconds or None, rate))
+        start = time.perf_counter()
+        embeddings = embed_utterances(model, items(), args.device, args.max_seconds or None, rate)
         seconds = time.perf_counter() - start
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)

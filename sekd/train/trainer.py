@@ -350,12 +350,19 @@ class Trainer:
                 torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
             t_est = self.teacher(noisy)
         ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_taps.features)
+        return self._with_kd(task, ctx, parts), parts
+
+    def _with_kd(self, task: torch.Tensor, ctx: KDContext, parts: dict[str, float]) -> torch.Tensor:
+        """``task_weight * task`` plus every weighted KD term on ``ctx``; each term's value, and the
+        parts it reports (``last_parts``, e.g. imlkd's instance/class/batch levels), go into ``parts``."""
         total = self.cfg["kd"]["task_weight"] * task
         for name, weight, term in zip(self.kd_names, self.kd_weights, self.kd_terms):
             value = term(ctx)
             parts[f"kd_{name}"] = value.item()
+            for k, v in getattr(term, "last_parts", {}).items():
+                parts[f"kd_{name}_{k}"] = v
             total = total + weight * value
-        return total, parts
+        return total
 
     def _sv_loss(self, wav: torch.Tensor, labels: torch.Tensor,
                  crop_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -381,13 +388,7 @@ class Trainer:
                         student_logits=logits, teacher_logits=t_logits, teacher_model=self.teacher,
                         teacher_head=self.teacher_head, student_model=self.model,
                         crop_ids=crop_ids if self.train_set.crop_slots else None)
-        total = self.cfg["kd"]["task_weight"] * task
-        for name, weight, term in zip(self.kd_names, self.kd_weights, self.kd_terms):
-            value = term(ctx)
-            parts[f"kd_{name}"] = value.item()
-            for k, v in getattr(term, "last_parts", {}).items():  # e.g. imlkd's instance/class/batch levels
-                parts[f"kd_{name}_{k}"] = v
-            total = total + weight * value
+        total = self._with_kd(task, ctx, parts)
         self.kd_seconds += time.perf_counter() - start
         return total, parts
 
