@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 CONFS = sorted(p for pattern in ("*/conf/*.yaml", "*/conf/tuning/*.yaml") for p in (ROOT / "egs").glob(pattern))
-KD_CONFS = sorted(p for p in (ROOT / "egs").glob("*/conf/kd/*.yaml"))
+KD_CONFS = sorted(p for pattern in ("*/conf/kd/*.yaml", "*/conf/ablation/*.yaml") for p in (ROOT / "egs").glob(pattern))
 
 
 @pytest.mark.parametrize("conf", CONFS, ids=lambda p: str(p.relative_to(ROOT / "egs")))
@@ -84,7 +84,8 @@ def test_kd_plan_pairs_the_named_systems(tmp_path, monkeypatch):
     assert [f[1] for f in fields if f[0] == "teacher"][0] == "teacher"
     assert len([f for f in fields if f[0] == "kd"]) == 2 * len(list((conf / "kd").glob("*.yaml")))
     atkl = {f[2]: f for f in fields if f[1].startswith("student_kd_atkl")}
-    assert atkl["0"][1:] == ["student_kd_atkl", "0", "conf/student.yaml", "conf/kd/atkl.yaml", "teacher_uformer"]
+    assert atkl["0"][1:] == ["student_kd_atkl", "0", "conf/student.yaml", "conf/kd/atkl.yaml", "teacher_uformer",
+                             "student", "-", "student_kd_atkl"]
     assert atkl["3"][1] == "student_kd_atkl_seed3"
     bad = tmp_path / "bad.yaml"
     bad.write_text("kd:\n  teacher_config: conf/nope.yaml\n  terms: [{name: output}]\n")
@@ -93,7 +94,8 @@ def test_kd_plan_pairs_the_named_systems(tmp_path, monkeypatch):
 
 
 def test_mini_teacher_student_ratio():
-    """The mini student is about 30% of the teacher, as in Distil-DCCRN."""
+    """The mini student is about 10 % of the teacher: the low end of the papers' 10-30 %, so that the
+    converged teacher leaves its student a gap to close (issue 15)."""
     from sekd.models import build_model, count_parameters
     from sekd.train.config import build_config
 
@@ -101,7 +103,7 @@ def test_mini_teacher_student_ratio():
     for role in ("teacher", "student"):
         cfg = build_config([ROOT / "egs" / "mini" / "conf" / f"{role}.yaml"])
         n[role] = count_parameters(build_model(cfg["model"]["name"], **cfg["model"]["args"]))
-    assert 0.25 <= n["student"] / n["teacher"] <= 0.35, n
+    assert 0.08 <= n["student"] / n["teacher"] <= 0.15, n
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -114,7 +116,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 
 def test_mini_recipe_end_to_end(tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
-    args = ["--datadir", str(data), "--exp", str(exp),
+    args = ["--datadir", str(data), "--exp", str(exp), "--teacher_model", "",  # train the teachers here
             "--data_opts", "--num_train 16 --num_valid 4 --num_test 4 --num_train_speakers 4 "
                            "--num_valid_speakers 2 --num_test_speakers 2 --nj 1",
             "--train_opts", "--train.max_epochs 1 --data.batch_size 4 --data.segment 1.0 --train.num_threads 1",
@@ -170,7 +172,7 @@ def test_mini_recipe_end_to_end(tmp_path):
 def test_failed_stage_leaves_no_marker(tmp_path):
     """A training run that fails does not leave a .done marker a rerun would trust."""
     data, exp = tmp_path / "data", tmp_path / "exp"
-    args = ["--datadir", str(data), "--exp", str(exp), "--stop_stage", "3",
+    args = ["--datadir", str(data), "--exp", str(exp), "--stop_stage", "3", "--teacher_model", "",
             "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 "
                            "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
             "--teacher_opts", "--train.no_such_key 1"]

@@ -132,7 +132,7 @@ def test_kd_without_teacher_is_an_error(tmp_path, tiny_data):
     write_config(tmp_path / "c.yaml")
     proc = _train(tmp_path, tiny_data, tmp_path / "x", ["--kd.terms", "[{name: output}]"])
     out = proc.communicate(timeout=120)[0].decode()
-    assert proc.returncode == 1 and "kd.terms need a teacher checkpoint" in out
+    assert proc.returncode == 1 and "kd.terms output need a teacher checkpoint" in out
 
 
 def test_kd_adapters_train_with_the_student_and_resume(tmp_path, tiny_data):

@@ -6,6 +6,7 @@
 #   1 data         local/data.sh makes Kaldi-style data dirs
 #   2 validate     utils/validate_data_dir.sh (text files) + sekd.bin.check_data (audio headers)
 #   3 teacher      train the teacher(s): --teacher_config and those the KD configs name
+#                  (or take pretrained ones: --teacher_model)
 #   4 student      train the baseline student(s) (no KD), once per seed
 #   5 distill      one distilled student per KD config in --kd_configs, once per seed
 #   6 enhance      every system on every test set
@@ -35,11 +36,15 @@ kd_configs="conf/kd/output.yaml"   # space-separated, or "all" (conf/kd/*.yaml);
 seeds=0                        # seeds of the students, e.g. "0,1,2" (the report shows mean and spread)
 train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
 teacher_opts=""                # ... for the teacher only
+teacher_model=""               # pretrained teacher(s) instead of training: a checkpoint or sekd-pack zip for the
+                               # default teacher, or "name=path ..." per teacher system (stage 3 trains none of them)
 student_opts=""                # ... for the students (baseline and KD)
 # The SE literature's set; DNSMOS needs sekd[dnsmos] (else reported unavailable); add
 # l3das23 (and wer) with --asr_model <wav2vec2 dir> for the L3DAS23 challenge metric.
 metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,sdr,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl
 asr_model=""                   # wav2vec 2.0 CTC checkpoint dir for the l3das23 / wer metrics
+kd_weight_scales=""            # e.g. "0.5,1,2": train each KD method once per scale of its weights (first seed),
+                               # choose the scale on the validation set (exp/sweep/<method>.json), train every seed with it
 report_opts=""                 # options of sekd.bin.report, e.g. "--profile_seconds 0.5 --no_plots"
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
 help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"

@@ -55,9 +55,11 @@ step() {  # [--show] <out dir> <log> <message when done> <message when starting>
   if [ "${show}" = true ]; then grep -v "^#" "${logfile}" | tail -n 1; fi
 }
 
-# The systems to train (sekd.bin.plan): "<kind> <system> <seed> <config> [<kd config> <teacher>]".
+# The systems to train (sekd.bin.plan, also written to ${exp}/plan.json for the report), one line each:
+# "<kind> <system> <seed> <config> <kd config> <teacher> <baseline> <pretrained>" ("-" where empty).
 plan=$(python -m sekd.bin.plan --teacher_config "${teacher_config}" --student_config "${student_config}" \
-  --kd_configs "${kd_configs}" --seeds "${seeds}")
+  --kd_configs "${kd_configs}" --seeds "${seeds}" --teacher_models "${teacher_model}" \
+  --exp_dir "${exp}" --json "${exp}/plan.json")
 plan_of() { echo "${plan}" | awk -F '\t' -v k="$1" '$1 == k'; }
 systems() { echo "${plan}" | cut -f 2; }
 
@@ -65,6 +67,11 @@ train_system() {  # <name> <role> <command...>
   local name=$1 role=$2 dir="${exp}/$1"
   shift 2
   if [ -f "${dir}/.done" ]; then
+    if grep -q '^pretrained ' "${dir}/.done"; then
+      log "error: ${dir} holds a pretrained model ($(cut -d' ' -f3- "${dir}/.done")), not one trained by" \
+        "this recipe; pass it again with --teacher_model, or remove ${dir} to train one"
+      exit 1
+    fi
     log "${name}: already trained (${dir}/.done)"
     return 0
   fi
@@ -75,6 +82,28 @@ train_system() {  # <name> <role> <command...>
     --role "${role}" --resume --progress off
   touch "${dir}/.done"
   log "${name}: $(grep ' done: valid ' "${dir}/train.log" | tail -n 1 | cut -d" " -f3-)"
+}
+
+# A pretrained model as a system (--teacher_model): copied in by sekd.bin.import_model, which also
+# measures it on the validation set; <dir>/.done names the file and its SHA-256, so another file
+# under the same name is an error, never a silent reuse.
+import_system() {  # <name> <role> <model file>
+  local name=$1 role=$2 model=$3 dir="${exp}/$1" want
+  want="pretrained $(sha256sum "${model}" | cut -d' ' -f1) ${model}"
+  if [ -f "${dir}/.done" ]; then
+    if [ "$(cut -d' ' -f1-2 "${dir}/.done")" = "$(echo "${want}" | cut -d' ' -f1-2)" ]; then
+      log "${name}: pretrained model already in place (${dir}, from ${model})"
+      return 0
+    fi
+    log "error: ${dir} holds another model than ${model} (${dir}/.done: $(head -c 120 "${dir}/.done"));" \
+      "remove ${dir} or use another --exp"
+    exit 1
+  fi
+  log "${name}: using the pretrained ${model} (not trained here; log: ${exp}/log/import_${name}.log)"
+  job utils/run.pl "${exp}/log/import_${name}.log" python -m sekd.bin.import_model --model "${model}" \
+    --out_dir "${dir}" --role "${role}" --valid_dir "${datadir}/${valid_set}" --num_threads 1
+  grep '^import_model' "${exp}/log/import_${name}.log" | head -n 1
+  echo "${want}" > "${dir}/.done"
 }
 
 if run_stage 0 && [ -x local/download.sh ]; then
@@ -97,8 +126,13 @@ fi
 # after its own stage 2.
 training_stages() {
   if run_stage 3; then
-    local name seed conf kd teacher
-    while IFS=$'\t' read -r -u 3 _ name _ conf; do
+    local name seed conf kd teacher pretrained
+    while IFS=$'\t' read -r -u 3 _ name _ conf _ _ _ pretrained _; do
+      if [ "${pretrained}" != - ]; then
+        log "stage 3: teacher ${name}: pretrained (${pretrained})"
+        import_system "${name}" teacher "${pretrained}"
+        continue
+      fi
       log "stage 3: teacher ${name} (${conf})"
       # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
       train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
@@ -107,20 +141,54 @@ training_stages() {
   fi
 
   if run_stage 4; then
-    while IFS=$'\t' read -r -u 3 _ name seed conf; do
-      log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+    while IFS=$'\t' read -r -u 3 _ name seed conf kd _; do
+      local ablation=()
+      if [ "${kd}" != - ]; then  # a KD method's no-teacher ablation: its teacher-free terms on the student
+        ablation=(--config "${kd}")
+        log "stage 4: baseline student ${name} (${conf} + ${kd}, seed ${seed}, no teacher)"
+      else
+        log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+      fi
       # shellcheck disable=SC2086,SC2046
       train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
-        ${train_opts} ${student_opts} --train.seed "${seed}"
+        "${ablation[@]}" ${train_opts} ${student_opts} --train.seed "${seed}"
     done 3< <(plan_of student)
   fi
 
   if run_stage 5; then
-    while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher; do
-      log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed})"
-      # shellcheck disable=SC2086,SC2046
-      train_system "${name}" kd ${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}" \
-        --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts} --train.seed "${seed}"
+    local group scale why sweep_run
+    while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher _ _ group; do
+      # shellcheck disable=SC2206,SC2207  # launch and *_opts hold several words, on purpose
+      local distill=(${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}"
+        --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts})
+      scale=1
+      if [ -n "${kd_weight_scales}" ]; then
+        weight_sweep "${group}" "${seed}" "${distill[@]}"
+        IFS=$'\t' read -r scale why < <(python -m sekd.bin.choose_weight --read "${exp}/sweep/${group}.json")
+        log "stage 5: ${group}: weight scale ${scale} (${why})"
+        sweep_run="${exp}/sweep/${group}_seed${seed}_x${scale}"
+        if [ ! -e "${exp}/${name}" ] && [ -f "${sweep_run}/.done" ]; then  # the sweep trained this one already
+          cp -a "${sweep_run}" "${exp}/${name}"
+        fi
+      fi
+      log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed}, weight scale ${scale})"
+      train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
     done 3< <(plan_of kd)
   fi
+}
+
+# --kd_weight_scales: a KD method trained once per scale of its weights (every term's weight
+# times the scale) with the first seed that reaches here, the scale chosen on the validation set
+# by sekd.bin.choose_weight (exp/sweep/<method>.json: every scale's score, the choice and why);
+# every seed of the method is then trained with it. The test set is never read.
+weight_sweep() {  # <group> <seed> <distill command...>
+  local group=$1 seed=$2 s runs=()
+  shift 2
+  [ -f "${exp}/sweep/${group}.json" ] && return 0
+  for s in $(echo "${kd_weight_scales}" | tr ',' ' '); do
+    log "stage 5: ${group}: weight scale ${s} (seed ${seed}), to choose on validation"
+    train_system "sweep/${group}_seed${seed}_x${s}" kd "$@" --kd.weight_scale "${s}" --train.seed "${seed}"
+    runs+=(--run "${s}=${exp}/sweep/${group}_seed${seed}_x${s}")
+  done
+  python -m sekd.bin.choose_weight "${runs[@]}" --out "${exp}/sweep/${group}.json" > /dev/null
 }

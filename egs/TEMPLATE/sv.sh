@@ -7,6 +7,7 @@
 #   1 data         local/data.sh makes data dirs: wav.scp, utt2spk, spk2utt (+ trials for valid/test sets)
 #   2 validate     utils/validate_data_dir.sh --no-spk1, sekd.bin.check_data --no_ref, trials present
 #   3 teacher      train the teacher(s): --teacher_config and those the KD configs name
+#                  (or take pretrained ones: --teacher_model)
 #   4 student      train the baseline student(s) (no KD), once per seed
 #   5 distill      one distilled student per KD config in --kd_configs, once per seed
 #   6 embed        every system's embeddings of every test set (and of --cohort_set for AS-norm)
@@ -35,11 +36,15 @@ kd_configs="conf/kd/logit_kd.yaml conf/kd/embedding_kd.yaml conf/kd/imlkd.yaml" 
 seeds=0                        # seeds of the students, e.g. "0,1,2"
 train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
 teacher_opts=""                # ... for the teacher only
+teacher_model=""               # pretrained teacher(s) instead of training: a checkpoint or sekd-pack zip for the
+                               # default teacher, or "name=path ..." per teacher system (stage 3 trains none of them)
 student_opts=""                # ... for the students (baseline and KD)
 embed_opts=""                  # options of sekd.bin.extract_embeddings, e.g. "--max_seconds 20"
 score_norm="cosine"            # "cosine", or "cosine asnorm" (AS-norm against --cohort_set, averaged per speaker)
 cohort_set=""                  # AS-norm cohort (default: the training set)
 top_n=300                      # AS-norm: cohort scores kept per side
+kd_weight_scales=""            # e.g. "0.5,1,2": train each KD method once per scale of its weights (first seed),
+                               # choose the scale on the validation set (exp/sweep/<method>.json), train every seed with it
 report_opts=""                 # options of sekd.bin.report, e.g. "--profile_seconds 0.5"
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
 help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 embed, 7 score, 8 report)"

@@ -4,7 +4,8 @@ Usage:
     sekd-pack --checkpoint exp/student_kd_mtakd/checkpoints/best.pt --out student_kd_mtakd.zip
 
 The zip holds ``model.pt`` (model name, constructor arguments, weights, config, git commit,
-seed; no optimizer state, no KD adapters), ``config.yaml``, ``meta.json`` and a ``README.md``
+seed; no optimizer state, no KD adapters), ``config.yaml``, ``meta.json`` (with ``training``: the command, commit, wall time, best
+validation score and learning curve from the system's ``model_info.json``) and a ``README.md``
 with the model's parameters, MACs per second, real-time factor (measured here by
 sekd-profile) and its row of the recipe's ``RESULTS.csv`` when there is one
 (``--results``, default ``exp/RESULTS.csv`` beside the checkpoint's system dir). Loading
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from sekd.bin.import_model import training_record
 from sekd.train.checkpoint import load_checkpoint
 from sekd.train.config import dump
 
@@ -36,10 +38,17 @@ def results_row(results: Path, system: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def readme(name: str, ckpt: dict, costs: dict | None, row: dict | None) -> str:
+def readme(name: str, ckpt: dict, costs: dict | None, row: dict | None, training: dict | None = None) -> str:
     lines = [f"# {name}", "", f"sekd model `{ckpt['model_name']}` ({ckpt.get('role', 'model')}), "
              f"{ckpt.get('num_params', 0):,} parameters, trained at commit `{ckpt.get('git_commit') or 'unknown'}` "
              f"with seed {ckpt.get('seed')}.", ""]
+    if training:
+        best = training.get("best_valid_sisnr")
+        lines += [f"- trained by `{training.get('command', '?')}`",
+                  f"- {training.get('epochs', '?')} epochs, {training.get('steps', '?')} steps, "
+                  f"{(training.get('train_seconds') or 0) / 60:.1f} min of training"
+                  + (f"; best validation SI-SNR {best:.3f} dB on `{training.get('valid_dir')}`" if best is not None
+                     else ""), ""]
     if costs:
         latency = "not causal" if costs.get("latency_ms") is None else f"{costs['latency_ms']:.1f} ms"
         lines += [f"- {costs['macs_per_s'] / 1e9:.3f} GMAC per second of audio",
@@ -82,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
         costs = profile_model(ckpt["model_name"], ckpt["model_args"], seconds=2.0)
     row = results_row(Path(args.results) if args.results else system_dir.parent / "RESULTS.csv", name)
+    training = training_record(ckpt_path, ckpt)
     meta = {"name": name, "model_name": ckpt["model_name"], "num_params": ckpt.get("num_params"),
+            "training": training,
             "sample_rate": (ckpt.get("config") or {}).get("data", {}).get("sample_rate"),
             "channels": (ckpt.get("config") or {}).get("data", {}).get("channels"),
             "git_commit": ckpt.get("git_commit"), "seed": ckpt.get("seed"), "costs": costs, "results": row}
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         z.writestr("model.pt", buf.getvalue())
         z.writestr("config.yaml", dump(ckpt.get("config") or {}))
         z.writestr("meta.json", json.dumps(meta, indent=2, default=str) + "\n")
-        z.writestr("README.md", readme(name, ckpt, costs, row))
+        z.writestr("README.md", readme(name, ckpt, costs, row, training))
     tmp.replace(out)
     print(f"packed {name} ({ckpt.get('num_params', 0):,} parameters) into {out}")
     return 0

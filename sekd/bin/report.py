@@ -89,7 +89,14 @@ def train_minutes(system_dir: Path) -> float | None:
     return (stamps[-1] - stamps[0]).total_seconds() / 60 if len(stamps) > 1 else None
 
 
-def _system_row(system_dir: Path, test_set: str) -> dict:
+def _train_minutes(system_dir: Path, info: dict) -> float | None:
+    """Training wall time: ``model_info.json``'s ``train_seconds``, else the span of ``train.log``."""
+    if info.get("train_seconds"):
+        return float(info["train_seconds"]) / 60
+    return train_minutes(system_dir)
+
+
+def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = None) -> dict:
     result = system_dir / "scoring" / test_set / "result.json"
     summary = json.loads(result.read_text())
     info_path = system_dir / "model_info.json"
@@ -97,16 +104,30 @@ def _system_row(system_dir: Path, test_set: str) -> dict:
     rtf_path = system_dir / "enhanced" / test_set / "rtf"
     if "num_trials" in summary:  # speaker verification: the embedding extraction's RTF
         rtf_path = system_dir / "embeddings" / re.sub(r"_asnorm$", "", test_set) / "rtf"
+    entry = (plan or {}).get(system_dir.name)
+    if entry is not None:  # the plan says what the system is: no parsing of names and paths
+        group, seed = entry["group"], entry["seed"]
+        teacher = entry.get("teacher") or ""
+    else:
+        group = SEED_SUFFIX.sub("", system_dir.name)
+        found = re.search(r"_seed(\d+)$", system_dir.name)
+        seed = int(found.group(1)) if found else 0
+        teacher = Path(info["teacher"]).parents[1].name if info.get("teacher") else ""
     return {
-        "system": SEED_SUFFIX.sub("", system_dir.name),
+        "system": group,
+        "run": system_dir.name,
+        "seed": seed,
         "role": info.get("role", "model"),
         "model": json.dumps([info.get("model_name"), info.get("model_args")], sort_keys=True),
         "params": info.get("num_params"),
         "kd": ",".join(info.get("kd") or []),
-        "teacher": Path(info["teacher"]).parents[1].name if info.get("teacher") else "",
+        "teacher": teacher,
+        "pretrained": (info.get("pretrained") or {}).get("path"),
+        "history": info.get("history") or [],
         "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
         "dir": system_dir,
-        "train_min": train_minutes(system_dir),
+        "scoring": system_dir / "scoring" / test_set,
+        "train_min": _train_minutes(system_dir, info),
         "num_utts": summary.get("num_utts", summary.get("num_trials")),
         "unit": "trials" if "num_trials" in summary else "utterances",
         "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
@@ -117,8 +138,10 @@ def _system_row(system_dir: Path, test_set: str) -> dict:
 
 def _merge_seeds(runs: list[dict]) -> dict:
     """One row for the runs of one system over several seeds: mean, and the spread (sample std)."""
+    runs = sorted(runs, key=lambda r: r["seed"] if r["seed"] is not None else -1)
     row = dict(runs[0])
     row["seeds"] = len(runs)
+    row["runs"] = [{"seed": r["seed"], "run": r["run"], "scoring": r["scoring"]} for r in runs]
     times = [r["train_min"] for r in runs if r["train_min"] is not None]
     row["train_min"] = float(np.mean(times)) if times else None
     row["spread"] = {}
@@ -130,41 +153,108 @@ def _merge_seeds(runs: list[dict]) -> dict:
     return row
 
 
-def _pair_baselines(rows: list[dict]) -> None:
-    """Give each KD row its baseline student (same model, no KD) and its teacher's row."""
+def _pair_baselines(rows: list[dict], plan: dict[str, dict] | None = None) -> None:
+    """Give each KD row its baseline student and its teacher's row: the plan's (``exp/plan.json``:
+    the plain student, or the method's no-teacher ablation), else the student of the same model."""
     by_system = {r["system"]: r for r in rows}
     for r in rows:
         if r["role"] != "kd":
             continue
-        base = [b for b in rows if b["role"] == "student" and b["model"] == r["model"]]
-        r["baseline"] = base[0]["system"] if base else None
+        entry = (plan or {}).get(r["run"])
+        if entry is not None and entry.get("baseline") in plan:
+            base = plan[entry["baseline"]]["group"]
+            r["baseline"] = base if base in by_system else None
+        else:
+            base = [b for b in rows if b["role"] == "student" and b["model"] == r["model"]]
+            r["baseline"] = base[0]["system"] if base else None
         r["teacher_row"] = r["teacher"] if r["teacher"] in by_system else None
 
 
 def collect(exp_dir: Path, test_set: str, profile_seconds: float = 2.0) -> list[dict]:
     """The scored systems of ``test_set``; runs of one system with several seeds (``<system>_seed<N>``)
     become one row with the mean (``seeds``: how many, ``spread``: their standard deviation)."""
+    from sekd.bin.plan import read_plan
+
+    plan = read_plan(exp_dir)
     groups: dict[str, list[dict]] = {}
     for result in sorted(exp_dir.glob(f"*/scoring/{test_set}/result.json")):
-        row = _system_row(result.parents[2], test_set)
+        row = _system_row(result.parents[2], test_set, plan)
         groups.setdefault(row["system"], []).append(row)
     rows = [_merge_seeds(runs) for runs in groups.values()]
     for r in rows:  # the costs of a model do not depend on its seed: profile one run
         r["costs"] = model_costs(r["dir"], profile_seconds) if r["role"] != "noisy" else None
     rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), r["system"]))
-    _pair_baselines(rows)
+    _pair_baselines(rows, plan)
     return rows
 
 
+def _utt_scores(scoring: Path, metric: str) -> dict[str, float] | None:
+    path = scoring / f"{metric}.scp"
+    if not path.is_file():
+        return None
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            key, value = line.split(maxsplit=1)
+            out[key] = float(value)
+    return out
+
+
+_CI_CACHE: dict[tuple, object] = {}
+
+
+def paired_gain(row: dict, rows: list[dict], metric: str):
+    """The KD row's gain in ``metric`` over its baseline with its paired 95 % interval
+    (``sekd.metrics.paired``), seeds paired by number; None without per-utterance scores."""
+    from sekd.metrics.paired import paired_bootstrap, paired_differences
+
+    by_system = {r["system"]: r for r in rows}
+    base = by_system.get(row.get("baseline") or "")
+    if base is None or metric in SV_METRICS:
+        return None
+    key = (row["system"], base["system"], metric, str(row["runs"][0]["scoring"]))
+    if key not in _CI_CACHE:
+        base_runs = {r["seed"]: r for r in base["runs"]}
+        pairs = [(r, base_runs[r["seed"]]) for r in row["runs"] if r["seed"] in base_runs]
+        kd = [_utt_scores(k["scoring"], metric) for k, _ in pairs]
+        bs = [_utt_scores(b["scoring"], metric) for _, b in pairs]
+        result = None
+        if pairs and all(x is not None for x in kd + bs):
+            d = paired_differences(kd, bs, -1.0 if metric in LOWER_IS_BETTER else 1.0)
+            result = paired_bootstrap(d) if d.size else None
+        _CI_CACHE[key] = result
+    return _CI_CACHE[key]
+
+
+def _fmt_ci(m: str, ci) -> str:
+    """``+0.031 [+0.012, +0.050] *`` (the star: the interval excludes zero)."""
+    if ci is None:
+        return "n/a"
+    return (f"{_fmt(m, ci.mean, signed=True)} [{_fmt(m, ci.low, signed=True)}, {_fmt(m, ci.high, signed=True)}]"
+            + (" *" if ci.significant else ""))
+
+
+def teacher_gap(row: dict, rows: list[dict], metric: str) -> float | None:
+    """Teacher minus baseline student (better is positive) of a KD row, in ``metric``."""
+    by_system = {r["system"]: r for r in rows}
+    base, teacher = by_system.get(row.get("baseline") or ""), by_system.get(row.get("teacher_row") or "")
+    if base is None or teacher is None or None in (base["metrics"].get(metric), teacher["metrics"].get(metric)):
+        return None
+    return (-1 if metric in LOWER_IS_BETTER else 1) * (teacher["metrics"][metric] - base["metrics"][metric])
+
+
 def gains(row: dict, rows: list[dict], metric: str) -> tuple[float | None, float | None]:
-    """(KD minus baseline, share of the teacher-baseline gap closed) of ``metric`` for a KD row."""
+    """(KD minus baseline, share of the teacher-baseline gap closed) of ``metric`` for a KD row: the
+    paired mean over seeds and utterances where per-utterance scores exist, else the difference of
+    the systems' means."""
     by_system = {r["system"]: r for r in rows}
     base, teacher = by_system.get(row.get("baseline") or ""), by_system.get(row.get("teacher_row") or "")
     value = row["metrics"].get(metric)
     if base is None or value is None or base["metrics"].get(metric) is None:
         return None, None
     sign = -1 if metric in LOWER_IS_BETTER else 1
-    gain = sign * (value - base["metrics"][metric])
+    ci = paired_gain(row, rows, metric)
+    gain = ci.mean if ci is not None else sign * (value - base["metrics"][metric])
     gap = None
     if teacher is not None and teacher["metrics"].get(metric) is not None:
         width = sign * (teacher["metrics"][metric] - base["metrics"][metric])
@@ -203,7 +293,12 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
                "RTF embed" if SV_METRICS & set(metrics) else "RTF enhance"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["system"], r["role"], f"{r['kd']} ({r['teacher']})" if r["kd"] else "-",
+        kd = "-"
+        if r["kd"]:
+            kd = f"{r['kd']} ({r['teacher']})" if r["role"] == "kd" else f"{r['kd']} without a teacher (ablation)"
+        elif r.get("pretrained"):
+            kd = f"pretrained: {r['pretrained']}"
+        cells = [r["system"], r["role"], kd,
                  str(r["seeds"]) if r["role"] != "noisy" else "-", _fmt_params(r["params"]),
                  "-" if r["costs"] is None else f"{r['costs']['macs_per_s'] / 1e9:.3f}"]
         for m in metrics:
@@ -216,7 +311,9 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
             cells.append(f"**{text}**" if v is not None and v == best.get(m) else text)
         if r["role"] == "kd":
             gain, gap = gains(r, rows, primary)
-            cells += [f"{_fmt(primary, gain, signed=True)} ({r.get('baseline') or 'no baseline'})", _fmt_gap(gap)]
+            ci = paired_gain(r, rows, primary)
+            text = _fmt_ci(primary, ci) if ci is not None else _fmt(primary, gain, signed=True)
+            cells += [f"{text} ({r.get('baseline') or 'no baseline'})", _fmt_gap(gap)]
         else:
             cells += ["-", "-"]
         cells.append("-" if r["train_min"] is None else f"{r['train_min']:.1f}")
@@ -238,17 +335,74 @@ def kd_table(rows: list[dict]) -> list[str]:
         return []
     metrics = list(dict.fromkeys(m for r in kd_rows for m in r["metrics"]))
     head = ["KD student", "Teacher", "Baseline student"] + [DISPLAY.get(m, m) for m in metrics]
-    lines = ["Gain of each KD student over its baseline student (same model, no KD), and in brackets the "
-             "share of the teacher-baseline gap it closes (100 % = as good as the teacher; negative = worse "
-             "than without KD; `-` where the teacher is not better than the baseline by at least "
-             + ", ".join(f"{v:g} {DISPLAY.get(m, m)}" for m, v in MIN_GAP.items() if m in metrics) + "):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["Gain of each KD student over its baseline student (same model, no teacher: the plain student, "
+             "or the method's no-teacher ablation where it adds losses of its own), better is positive: the "
+             "paired mean over seeds and test utterances, its 95 % confidence interval in brackets (two-way "
+             "bootstrap over seeds and utterances, each seed of the KD student paired with the same seed of "
+             "its baseline; `*`: the interval excludes zero), and in parentheses the share of the "
+             "teacher-baseline gap it closes (100 % = as good as the teacher; `-` where the teacher is not "
+             "better than the baseline by at least "
+             + ", ".join(f"{v:g} {DISPLAY.get(m, m)}" for m, v in MIN_GAP.items() if m in metrics) + "):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in kd_rows:
         cells = [r["system"], r["teacher"] or "-", r.get("baseline") or "none"]
         for m in metrics:
             gain, gap = gains(r, rows, m)
-            cells.append(f"{_fmt(m, gain, signed=True)} ({_fmt_gap(gap)})")
+            ci = paired_gain(r, rows, m)
+            text = _fmt_ci(m, ci) if ci is not None else _fmt(m, gain, signed=True)
+            cells.append(f"{text} ({_fmt_gap(gap)})")
         lines.append("| " + " | ".join(cells) + " |")
+    seeds = sorted({min(r["seeds"], next((b["seeds"] for b in rows if b["system"] == r.get("baseline")), 0))
+                    for r in kd_rows})
+    if seeds == [1]:
+        lines += ["", "One seed: the intervals cover the variation over test utterances only, not over training runs."]
     return lines + [""]
+
+
+def weight_lines(exp_dir: Path) -> list[str]:
+    """The KD weight scales chosen on validation (``enh.sh --kd_weight_scales``: ``exp/sweep/*.json``)."""
+    lines = []
+    for path in sorted((exp_dir / "sweep").glob("*.json")):
+        try:
+            choice = json.loads(path.read_text())
+            lines.append(f"- {path.stem}: weight scale {choice['chosen']:g}, {choice['why']}.")
+        except (ValueError, KeyError) as exc:
+            lines.append(f"- {path.stem}: unreadable choice {path} ({exc}).")
+    return (["KD weights chosen on the validation set (each term's weight times the scale; first seed):", ""]
+            + lines + [""]) if lines else []
+
+
+def teacher_lines(rows: list[dict]) -> list[str]:
+    """How far each teacher had converged: its best validation score and what its last epochs added."""
+    lines = []
+    for r in rows:
+        hist = [h for h in r.get("history") or [] if "valid_sisnr" in h or "valid_eer" in h]
+        if r["role"] != "teacher" or len(hist) < 2:
+            continue
+        key = "valid_sisnr" if "valid_sisnr" in hist[0] else "valid_eer"
+        vals = [h[key] for h in hist]
+        best = int(np.nanargmax(vals) if key == "valid_sisnr" else np.nanargmin(vals))
+        tail = max(1, len(vals) // 5)
+        unit, name = (" dB", "SI-SNR") if key == "valid_sisnr" else (" %", "EER")
+        change = vals[-1] - vals[-1 - tail]
+        where = f" (pretrained: {r['pretrained']})" if r.get("pretrained") else ""
+        lines.append(f"- {r['system']}{where}: best validation {name} {vals[best]:.2f}{unit} at epoch "
+                     f"{best + 1} of {len(vals)}; its last {tail} epochs changed it by {change:+.2f}{unit}.")
+    return (["Teachers' learning curves (validation set):", ""] + lines + [""]) if lines else []
+
+
+def _gain_fields(row: dict, rows: list[dict]) -> dict:
+    """RESULTS.csv's gain columns of a KD row: ``<metric>_gain``, ``_gain_low``, ``_gain_high``."""
+    out = {}
+    if row["role"] != "kd":
+        return out
+    for m in row["metrics"]:
+        ci = paired_gain(row, rows, m)
+        gain = ci.mean if ci is not None else gains(row, rows, m)[0]
+        out[f"{m}_gain"] = gain
+        out[f"{m}_gain_low"] = ci.low if ci is not None else None
+        out[f"{m}_gain_high"] = ci.high if ci is not None else None
+    return out
 
 
 def panel_rows(rows: list[dict], primary: str, most: int = 5) -> list[dict]:
@@ -268,12 +422,15 @@ def _plots(exp_dir: Path, md_dir: Path, test_set: str, rows: list[dict], data_di
     """Draw the set's plots; return the Markdown lines that show them."""
     import os
 
-    from sekd.bin.plots import kd_gain_chart, spectrogram_panel
+    from sekd.bin.plots import kd_gain_chart, learning_curves, spectrogram_panel
 
     lines = []
     chart = kd_gain_chart(rows, exp_dir / "plots" / f"kd_gain_{test_set}.png")
     if chart:
         lines += [f"![Gain of each KD student over the baseline student]({os.path.relpath(chart, md_dir)})", ""]
+    curves = learning_curves(rows, exp_dir / "plots" / "learning_curves.png")
+    if curves:
+        lines += [f"![Validation learning curves]({os.path.relpath(curves, md_dir)})", ""]
     if data_dir:
         from sekd.data import read_scp
         from sekd.data.audio import load_audio
@@ -321,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"## {test_set} ({rows[0]['num_utts']} {rows[0]['unit']})", ""] + table(rows, args.primary_metric) + [""]
         reasons = {m: why for r in rows for m, why in r.get("unavailable", {}).items()}
         lines += [f"{DISPLAY.get(m, m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
-        lines += kd_table(rows)
+        lines += kd_table(rows) + teacher_lines(rows) + weight_lines(exp_dir)
         sv_set = any(SV_METRICS & set(r["metrics"]) for r in rows)
         sv_sets = sv_sets or sv_set
         se_sets = se_sets or not sv_set
@@ -333,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
                              "teacher": r["teacher"], "baseline": r.get("baseline") or "", "seeds": r["seeds"],
                              "params": r["params"], "train_min": r["train_min"], "rtf_enhance": r["rtf"],
                              **{k: v for k, v in (r["costs"] or {}).items() if k not in ("model", "params")},
-                             **r["metrics"], **{f"{k}_std": v for k, v in r["spread"].items() if v is not None}})
+                             **r["metrics"], **{f"{k}_std": v for k, v in r["spread"].items() if v is not None},
+                             **_gain_fields(r, rows)})
     if sv_sets:
         lines += ["EER (%) and minDCF (p_target 0.01 and 0.05, C_miss = C_fa = 1, normalised) of cosine scores "
                   "of embeddings of whole utterances (sets ending in _asnorm: adaptive symmetric score "
@@ -351,8 +509,9 @@ def main(argv: list[str] | None = None) -> int:
               "machine: GMAC/s = multiply-accumulates per second of 16 kHz audio (recurrent and attention layers "
               "included); RTF = forward time / audio duration on 2 s of input; peak memory of one forward pass; "
               "latency = window + look-ahead of causal models. RTF enhance: the enhancement stage over the test "
-              "set (one thread, file I/O included). Train: wall time of one training run (first to last line of its "
-              "train.log; mean over seeds), on whatever else the machine was doing.", ""]
+              "set (one thread, file I/O included). Train: wall time of one training run (the epochs' wall time in its "
+              "model_info.json, else the span of its train.log; mean over seeds; a pretrained teacher: the time its "
+              "record gives), on whatever else the machine was doing.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))

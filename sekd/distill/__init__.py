@@ -53,12 +53,18 @@ class KDContext:
 class KDTerm(nn.Module):
     """Base class of KD terms: ``forward(ctx) -> scalar loss``.
 
+    ``needs_teacher``: False when the term, as configured, reads nothing of a teacher
+    (``mtakd`` with ``teacher: false``): an ablation trains with it and no teacher.
+
     ``uses_teacher_output``: whether the term reads the teacher's forward pass on the batch
     (``teacher_out``, ``teacher_feats``, ``teacher_logits``); a speaker-verification run whose terms
     all run the teacher themselves (``imlkd``) skips that pass (``teacher_out`` is then None).
     """
 
     uses_teacher_output = True
+    # False for a term built to need no teacher at all (an ablation, e.g. mtakd with teacher:
+    # false): the trainer then runs it without a teacher checkpoint (teacher_out is None).
+    needs_teacher = True
 
     def student_taps(self) -> list[str]:
         return []

@@ -26,7 +26,9 @@ learnt log-variance ``s_k`` per task::
     L = sum_k ( 0.5 exp(-s_k) l_k + 0.5 s_k ),   k in {ground truth, teacher, feature}
 
 The tasks' losses are non-negative (as the formula requires). ``s_k`` start at 0 and train
-with the student. The feature task (``feature_layers``) is FitNets' adapter MSE
+with the student. ``teacher: false`` keeps the ground-truth task alone (one ``s_k``): the
+no-teacher ablation (``conf/ablation/mtakd.yaml`` of the mini recipe), which tells what the
+TF-unit weighted loss does on its own from what the teacher adds. The feature task (``feature_layers``) is FitNets' adapter MSE
 (``sekd.distill.fitnet``) on the listed layer pairs. The recipe keeps its SI-SNR task loss
 next to this term (``task_weight``), as for every other KD method.
 """
@@ -48,12 +50,16 @@ def compressed_mag(x: torch.Tensor, n_fft: int, hop: int, c: float) -> torch.Ten
 @register_kd("mtakd")
 class MultiTaskAdaptiveKD(KDTerm):
     def __init__(self, n_fft: int = 512, hop: int = 128, compress: float = 0.3, gamma: float = 1.0,
-                 teacher_confidence: bool = True, adaptive: bool = True, feature_layers: dict | None = None) -> None:
+                 teacher_confidence: bool = True, adaptive: bool = True, feature_layers: dict | None = None,
+                 teacher: bool = True) -> None:
         super().__init__()
         self.n_fft, self.hop, self.compress, self.gamma = n_fft, hop, compress, gamma
         self.teacher_confidence, self.adaptive = teacher_confidence, adaptive
+        if not teacher and feature_layers:
+            raise ValueError("feature_layers regress the teacher's features: they need teacher: true")
         self.feature = FitNetKD(**feature_layers) if feature_layers else None
-        self.tasks = ["ground_truth", "teacher"] + (["feature"] if self.feature is not None else [])
+        self.needs_teacher = bool(teacher)
+        self.tasks = ["ground_truth"] + (["teacher"] if teacher else []) + (["feature"] if self.feature is not None else [])
         self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)))
 
     def student_taps(self) -> list[str]:
@@ -65,13 +71,16 @@ class MultiTaskAdaptiveKD(KDTerm):
     def task_losses(self, ctx: KDContext) -> torch.Tensor:
         """``[K]`` the tasks' losses (ground truth, teacher[, feature])."""
         mag = lambda x: compressed_mag(x, self.n_fft, self.hop, self.compress)  # noqa: E731
-        est, clean, teacher = mag(ctx.student_out), mag(ctx.clean), mag(ctx.teacher_out.detach())
+        est, clean = mag(ctx.student_out), mag(ctx.clean)
         level = clean.mean((1, 2), keepdim=True).clamp_min(1e-5)
         w = (clean / level).pow(self.gamma)
         gt = (w * (est - clean).pow(2)).sum((1, 2)) / w.sum((1, 2))
+        losses = [gt.mean()]
+        if not self.needs_teacher:  # the ablation: the ground-truth task alone
+            return torch.stack(losses)
+        teacher = mag(ctx.teacher_out.detach())
         wt = w * torch.exp(-(teacher - clean).abs() / level) if self.teacher_confidence else w
-        tea = (wt * (est - teacher).pow(2)).sum((1, 2)) / wt.sum((1, 2)).clamp_min(1e-8)
-        losses = [gt.mean(), tea.mean()]
+        losses.append(((wt * (est - teacher).pow(2)).sum((1, 2)) / wt.sum((1, 2)).clamp_min(1e-8)).mean())
         if self.feature is not None:
             losses.append(self.feature(ctx))
         return torch.stack(losses)

@@ -44,7 +44,10 @@ DEFAULTS: dict[str, Any] = {
         "amp": "none",  # none, bf16, fp16: autocast on GPUs (no-op on CPU)
     },
     # teacher_config / student_config: the recipe systems a KD config pairs (sekd.bin.plan)
-    "kd": {"teacher": None, "task_weight": 1.0, "terms": [], "teacher_config": None, "student_config": None},
+    # ablation: a config of the method's teacher-free terms, trained as its baseline (sekd.bin.plan);
+    # weight_scale multiplies every term's weight (enh.sh --kd_weight_scales sweeps it on validation)
+    "kd": {"teacher": None, "task_weight": 1.0, "terms": [], "teacher_config": None, "student_config": None,
+           "ablation": None, "weight_scale": 1.0},
 }
 
 # Sections whose keys are free-form (passed to a constructor): overrides may add keys.

@@ -91,6 +91,7 @@ class Trainer:
     def __init__(self, cfg: dict, train_dir: str, valid_dir: str, out_dir: str,
                  tensorboard_dir: str | None = None, role: str = "model", progress: bool | None = None) -> None:
         self.cfg, self.role = cfg, role
+        self.data_dirs = {"train_dir": str(train_dir), "valid_dir": str(valid_dir)}
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.tb_dir = Path(tensorboard_dir) if tensorboard_dir else self.out_dir.parent / "tensorboard" / self.out_dir.name
@@ -146,24 +147,26 @@ class Trainer:
         self.kd_terms = nn.ModuleList()
         self.kd_weights: list[float] = []
         self.kd_names: list[str] = []
+        for i, term in enumerate(kcfg["terms"]):
+            try:
+                self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(f"kd.terms[{i}] ({term.get('name')}): {exc}") from None
+            self.kd_weights.append(float(term.get("weight", 1.0)) * float(kcfg["weight_scale"]))
+            self.kd_names.append(term["name"])
         if kcfg["teacher"]:
+            if not self.kd_terms:
+                raise ConfigError("kd.teacher is set but kd.terms is empty")
             self.teacher, t_ckpt = load_model(kcfg["teacher"])
             self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
             if self.task == "sv":
                 self.teacher_head = self._teacher_head(t_ckpt, kcfg["teacher"])
-            for i, term in enumerate(kcfg["terms"]):
-                try:
-                    self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ConfigError(f"kd.terms[{i}] ({term.get('name')}): {exc}") from None
-                self.kd_weights.append(float(term.get("weight", 1.0)))
-                self.kd_names.append(term["name"])
-            if not self.kd_terms:
-                raise ConfigError("kd.teacher is set but kd.terms is empty")
-        elif kcfg["terms"]:
-            raise ConfigError("kd.terms need a teacher checkpoint (kd.teacher / --teacher)")
+        else:  # an ablation: terms that need no teacher (e.g. mtakd with teacher: false)
+            needing = [n for n, t in zip(self.kd_names, self.kd_terms) if t.needs_teacher]
+            if needing:
+                raise ConfigError(f"kd.terms {', '.join(needing)} need a teacher checkpoint (kd.teacher / --teacher)")
         self.kd_terms.to(self.dist.device)
         if self.kd_terms:
             try:
@@ -344,12 +347,15 @@ class Trainer:
             est = self.net(noisy)
         task = self.loss_fn(est.float(), clean)
         parts = {"task": task.item()}
-        if self.teacher is None:
+        if not self.kd_terms:
             return task, parts
-        with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
-                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-            t_est = self.teacher(noisy)
-        ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_taps.features)
+        t_est, t_feats = None, {}
+        if self.teacher is not None:
+            with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
+                    torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+                t_est = self.teacher(noisy)
+            t_feats = t_taps.features
+        ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_feats)
         return self._with_kd(task, ctx, parts), parts
 
     def _with_kd(self, task: torch.Tensor, ctx: KDContext, parts: dict[str, float]) -> torch.Tensor:
@@ -420,22 +426,21 @@ class Trainer:
     def validate(self, writer=None) -> float:
         if self.task == "sv":
             return self.validate_sv()
-        self.model.eval()
         cap = self.cfg["train"]["max_valid_utts"]
-        scores = []
         n_audio = int(self.cfg["train"]["num_audio_examples"])
         count = min(len(self.valid_set), cap) if cap else len(self.valid_set)
-        for i in range(self.dist.rank, count, self.dist.world):  # each rank its share, summed below
-            key, noisy, clean = collate_single([self.valid_set[i]])
-            noisy, clean = noisy.to(self.dist.device), clean.to(self.dist.device)
-            est = self.model(noisy)
-            scores.append(si_snr(est, clean).item())
+
+        def audio(i: int, key: str, noisy: torch.Tensor, clean: torch.Tensor, est: torch.Tensor) -> None:
             if writer is not None and self.dist.main and i < n_audio:
                 rate = self.cfg["data"]["sample_rate"]
                 writer.add_audio(f"valid/{key}/enhanced", est[0].clamp(-1, 1).cpu(), self.epoch, rate)
                 if self.epoch == 0:
                     writer.add_audio(f"valid/{key}/noisy", noisy[0, 0].clamp(-1, 1).cpu(), 0, rate)
                     writer.add_audio(f"valid/{key}/clean", clean[0].clamp(-1, 1).cpu(), 0, rate)
+
+        # each rank its share, summed below
+        scores = valid_sisnr(self.model, self.valid_set, range(self.dist.rank, count, self.dist.world),
+                             self.dist.device, audio)
         self.model.train()
         total, n = distributed.all_sum([float(np.sum(scores)), float(len(scores))], self.dist)
         return total / max(n, 1)
@@ -510,8 +515,8 @@ class Trainer:
             sv = self.task == "sv"
             record = {"epoch": self.epoch + 1, "valid_eer" if sv else "valid_sisnr": metric, "lr": lr,
                       **{f"train_{k}": v / n for k, v in sums.items()}}
+            record["seconds"] = time.time() - epoch_start  # training and validation of this epoch
             if sv:  # what distillation costs: teacher passes and KD terms (imlkd: integrated gradients)
-                record["seconds"] = time.time() - epoch_start
                 if self.teacher is not None:
                     record["kd_seconds"] = self.kd_seconds - kd_seconds0
                 for name, term in zip(self.kd_names, self.kd_terms):
@@ -541,12 +546,42 @@ class Trainer:
         distributed.barrier(self.dist)
         info = {**{k: v for k, v in self._describe().items() if k != "config"},
                 self._best_key: self.best, "epochs": self.epoch, "steps": self.global_step,
-                "teacher": self.cfg["kd"]["teacher"], "history": self.history}
+                "teacher": self.cfg["kd"]["teacher"], "command": _command(), **self.data_dirs,
+                # wall time over the epochs, resumed runs included (what the report's Train column shows)
+                "train_seconds": sum(r.get("seconds", 0.0) for r in self.history), "history": self.history}
         if self.dist.main:
             tmp = self.out_dir / ".model_info.json.tmp"
             tmp.write_text(json.dumps(info, indent=2))
             tmp.replace(self.out_dir / "model_info.json")
         return info
+
+
+def _command() -> str:
+    """The command line of this process, as ``python -m <module> ...`` when run as a module."""
+    import shlex
+
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["python", "-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
+    return shlex.join(head + sys.argv[1:])
+
+
+@torch.no_grad()
+def valid_sisnr(model: nn.Module, valid_set, indices, device: torch.device | str = "cpu",
+                callback=None) -> list[float]:
+    """SI-SNR (dB) of ``model`` (put in eval mode) on whole validation utterances ``indices`` of
+    ``valid_set`` (an ``UtteranceDataset``), one value each; ``callback(i, key, noisy, clean, est)``
+    sees each one (TensorBoard audio). What training validates with, and what
+    ``sekd.bin.import_model`` re-measures a pretrained model with."""
+    model.eval()
+    scores = []
+    for i in indices:
+        key, noisy, clean = collate_single([valid_set[i]])
+        noisy, clean = noisy.to(device), clean.to(device)
+        est = model(noisy)
+        scores.append(si_snr(est, clean).item())
+        if callback is not None:
+            callback(i, key, noisy, clean, est)
+    return scores
 
 
 class _NoWriter:
