@@ -127,6 +127,53 @@ def test_dns2020_data_prep(tmp_path):
     assert proc.returncode == 1 and "_fileid_1.wav: no clean partner clean_fileid_1.wav" in proc.stderr
 
 
+def test_dns2020_partial_download_tests_on_what_it_has(tmp_path):
+    """Only no_reverb downloaded: stages 1-2 make and validate that test set, say that with_reverb is
+    missing, and --test_sets auto resolves to it; naming the missing set, or having none, is an error."""
+    import shutil
+
+    db = make_dns2020(tmp_path / "DNS-Challenge")
+    shutil.rmtree(db / "datasets/test_set/synthetic/with_reverb")
+    data = tmp_path / "data"
+    proc = run_in("dns2020", "run.sh", "--db_dir", str(db), "--datadir", str(data), "--exp", str(tmp_path / "exp"),
+                  "--stage", "1", "--stop_stage", "2", "--data_opts", "--num_valid 2")
+    assert "test set test_with_reverb:" in proc.stdout and "is not there (a partial download?): skipped" in proc.stdout
+    assert (data / "test_sets").read_text().split() == ["test_no_reverb"] and not (data / "test_with_reverb").exists()
+    assert "test sets: test_no_reverb" in proc.stdout
+    named = subprocess.run([str(ROOT / "egs" / "dns2020" / "run.sh"), "--db_dir", str(db), "--datadir", str(data),
+                            "--exp", str(tmp_path / "exp"), "--stage", "2", "--stop_stage", "2",
+                            "--test_sets", "test_with_reverb"], capture_output=True, text=True, env=_env(),
+                           cwd=ROOT / "egs" / "dns2020")
+    assert named.returncode == 1 and "--test_sets names test_with_reverb, but there is no" in named.stdout
+    shutil.rmtree(db / "datasets/test_set/synthetic/no_reverb")
+    none = subprocess.run([str(ROOT / "egs" / "dns2020" / "local" / "data.sh"), "--db_dir", str(db),
+                           "--out_dir", str(tmp_path / "data2"), "--num_valid", "2"], capture_output=True, text=True,
+                          env=_env(), cwd=ROOT / "egs" / "dns2020")
+    assert none.returncode == 1 and "no synthetic test set" in none.stderr
+
+
+DNS_MINI = ROOT.parent / "shared" / "data" / "dns_mini"
+
+
+@pytest.mark.skipif(not DNS_MINI.is_dir(), reason=f"{DNS_MINI} is absent (real recordings shared beside the project)")
+def test_dns2020_data_stages_on_the_real_dns_mini_tree(tmp_path):
+    """The recipe's data stages on real recordings in the challenge's layout (only no_reverb there)."""
+    data = tmp_path / "data"
+    proc = run_in("dns2020", "run.sh", "--db_dir", str(DNS_MINI), "--datadir", str(data), "--exp",
+                  str(tmp_path / "exp"), "--stage", "1", "--stop_stage", "2", "--data_opts", "--num_valid 20")
+    assert "test_with_reverb" in proc.stdout and (data / "test_sets").read_text().split() == ["test_no_reverb"]
+    train, valid = read_table(data / "train" / "utt2spk"), read_table(data / "valid" / "utt2spk")
+    noise = read_table(data / "noise_train" / "wav.scp")
+    noise_valid = read_table(data / "noise_valid" / "wav.scp")
+    assert len(train) + len(read_table(data / "valid_clean" / "wav.scp")) == 251
+    assert len(noise) + len(noise_valid) == 100 and not set(noise) & set(noise_valid)
+    assert not set(train.values()) & set(valid.values())  # validation readers never train
+    test = read_table(data / "test_no_reverb" / "wav.scp")
+    assert len(test) == 17 and "fileid_38" in test
+    ref = read_table(data / "test_no_reverb" / "spk1.scp")
+    assert all(ref[u].endswith(f"clean/clean_{u}.wav") for u in test)  # paired by file id
+
+
 def test_dns2020_recipe_tiny(tmp_path):
     db = make_dns2020(tmp_path / "DNS-Challenge")
     exp = tmp_path / "exp"

@@ -122,6 +122,25 @@ if run_stage 1; then
   fi
 fi
 
+# --test_sets auto: the test sets local/data.sh found (it lists them in <datadir>/test_sets), so a
+# partial download tests on what it has; a set named explicitly that is not there is an error.
+if [ "${test_sets}" = auto ]; then
+  if [ ! -f "${datadir}/test_sets" ]; then
+    log "error: --test_sets auto: ${datadir}/test_sets is missing (stage 1 writes it); name the sets instead"
+    exit 1
+  fi
+  test_sets=$(cat "${datadir}/test_sets")
+  log "test sets: ${test_sets} (${datadir}/test_sets)"
+elif [ "${stop_stage}" -ge 2 ]; then
+  for set in ${test_sets}; do
+    if [ ! -d "${datadir}/${set}" ]; then
+      log "error: --test_sets names ${set}, but there is no ${datadir}/${set}" \
+        "(the corpus does not have it? local/data.sh's output says what it made)"
+      exit 1
+    fi
+  done
+fi
+
 # Stages 3 (teachers), 4 (baseline students) and 5 (distilled students), called by the driver
 # after its own stage 2.
 training_stages() {

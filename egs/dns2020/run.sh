@@ -18,5 +18,5 @@ cd "$(dirname "$0")"
   --teacher_config conf/teacher_uformer.yaml \
   --student_config conf/student.yaml \
   --kd_configs "conf/kd/atkl.yaml" \
-  --train_set train --valid_set valid --test_sets "test_no_reverb test_with_reverb" \
+  --train_set train --valid_set valid --test_sets auto \
   "$@"

@@ -20,7 +20,9 @@ and writes, under --out_dir:
   same mixing as training (SNR --snr_low..--snr_high dB, level -35..-15 dBFS), so validation
   never sees a training speaker or noise;
 - ``test_no_reverb``, ``test_with_reverb``: the synthetic test sets (150 pairs each), noisy
-  paired with ``clean_fileid_<N>.wav`` by file id; utterance id ``fileid_<N>``.
+  paired with ``clean_fileid_<N>.wav`` by file id; utterance id ``fileid_<N>``. A partial
+  download gets the test sets it has (a log line names each one that is missing; an error
+  only when there is none); ``<out_dir>/test_sets`` lists them for ``--test_sets auto``.
 """
 from __future__ import annotations
 
@@ -139,9 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         write_data_dir(out / "valid_clean", held)
         valid = render_valid(out / "valid_clean", {u.utt_id: u.spk for u in held}, out / "noise_valid" / "wav.scp", out / "valid_wav", args)
         write_data_dir(out / "valid", valid)
+        made = []
         for rev in ("no_reverb", "with_reverb"):
-            write_data_dir(out / f"test_{rev}", test_set(db / "test_set" / "synthetic" / rev, args.sample_rate))
-        for name in ("train", "noise_train", "valid", "test_no_reverb", "test_with_reverb"):
+            root = db / "test_set" / "synthetic" / rev
+            if not (root / "noisy").is_dir() and not (root / "clean").is_dir():
+                print(f"data_prep.py: test set test_{rev}: {root} is not there (a partial download?): skipped")
+                continue
+            write_data_dir(out / f"test_{rev}", test_set(root, args.sample_rate))
+            made.append(f"test_{rev}")
+        if not made:
+            raise DataError(str(db / "test_set" / "synthetic"), "no synthetic test set (no_reverb/ or with_reverb/, "
+                            "each with noisy/ and clean/): nothing to test on")
+        (out / "test_sets").write_text(" ".join(made) + "\n")  # what enh.sh --test_sets auto tests on
+        for name in ["train", "noise_train", "valid", *made]:
             print(f"data_prep.py: {describe_data_dir(out / name)}")
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
