@@ -11,6 +11,9 @@ onnxruntime); ``sekd.load_pretrained`` is the same. Then
   (``sin^2`` / ``cos^2``, which sum to one), and written as it goes, so memory does not grow
   with the file's length. The output is written to a temporary file and renamed.
 
+Input holding NaN or Inf samples is refused (``DataError``), and so is a model that is not
+for speech enhancement (``task`` other than ``"enh"``, e.g. an ECAPA-TDNN speaker model).
+
 Chunking changes nothing for signals shorter than one chunk. Longer ones differ from a
 whole-signal pass only in what a model with an infinite receptive field (an LSTM)
 would have carried across the chunk boundary.
@@ -28,6 +31,7 @@ import soundfile as sf
 import torch
 
 from sekd.data import DataError
+from sekd.data.audio import check_finite
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -72,6 +76,12 @@ class Enhancer:
             return cls(model, meta["sample_rate"], meta["channels"], meta)
         ckpt = load_checkpoint(path)
         model = build_from_checkpoint(ckpt, path)
+        task = getattr(model, "task", "enh")
+        if task != "enh":
+            kind, hint = ("speaker-verification", "; extract its embeddings with sekd.bin.extract_embeddings") \
+                if task == "sv" else (repr(task), "")
+            raise ValueError(f"{path}: {type(model).__name__} is a {kind} model (task {task!r}), "
+                             f"not a speech-enhancement one{hint}")
         data = (ckpt.get("config") or {}).get("data", {})
         rate = data.get("sample_rate") or getattr(model, "sample_rate", 16000)
         channels = data.get("channels") or getattr(model, "in_channels", 1)
@@ -155,6 +165,7 @@ class Enhancer:
         rate = rate or self.sample_rate
         audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
         self._check_channels(audio.shape[0], "input array")
+        check_finite(audio, "input array")
         x = resample(audio, rate, self.sample_rate)
         chunk, overlap = self._chunking(chunk_seconds, overlap_seconds)
         out = np.concatenate(list(self.stream([x], chunk, overlap)))
@@ -190,7 +201,9 @@ class Enhancer:
         def model_rate_blocks() -> Iterator[np.ndarray]:
             with sf.SoundFile(str(src)) as f:
                 while True:
+                    start = f.tell()
                     data = f.read(block, dtype="float32", always_2d=True)
+                    check_finite(data.T, str(src), offset=start)  # a float file may hold NaN/Inf: refuse it
                     last = len(data) < block
                     if channel is not None:
                         data = data[:, channel:channel + 1]

@@ -11,14 +11,22 @@ Any sample rate (resampled to the model's and back with soxr); mono models take 
 channel of a multi-channel file with ``--channel``; files of any length are streamed in
 overlapping chunks (``--chunk_seconds``, ``--overlap_seconds``), so memory stays flat;
 ``--streaming`` runs a causal DCCRN or DPDCRN frame by frame instead (state carried, no chunks).
-Each output is written to a temporary name and renamed when complete. In recipe mode
-(``--data_dir``) the outputs go to ``<out_dir>/wav/<utt>.wav`` with a ``wav.scp`` and the
-real-time factor in ``rtf``; ``<out_dir>`` appears only when every utterance is done.
+Each output is written to a temporary name and renamed when complete; an output that would
+be one of the inputs (``-o`` naming the input's folder, or the parent of an input folder) is
+refused. Input with NaN or Inf samples is refused (the error names the file, and in recipe
+mode the utterance), as is a model that is not for speech enhancement (a speaker-verification
+ECAPA-TDNN: use ``sekd.bin.extract_embeddings``).
+
+In recipe mode (``--data_dir``) the outputs go to ``<out_dir>/wav/<utt>.wav`` with a ``wav.scp``
+and the real-time factor in ``rtf``; ``<out_dir>`` appears only when every utterance is done
+(written beside it, then renamed). An existing ``<out_dir>`` is replaced only when it holds
+nothing but such an output; anything else is refused, as is a second run into the same
+``<out_dir>`` while one is running, and an ``<out_dir>`` that holds the inputs
+(``sekd.output_dir``).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,11 +35,13 @@ import torch
 from tqdm import tqdm
 
 from sekd.data import DataError, read_scp
-from sekd.data.audio import is_plain_path, write_wav
+from sekd.data.audio import check_finite, is_plain_path, write_wav
 from sekd.data.kaldi_dir import read_entry
 from sekd.infer import Enhancer
+from sekd.output_dir import OutputDir
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+OUTPUT_FILES = ("wav/*.wav", "wav.scp", "rtf")  # what a recipe-mode output dir holds
 
 
 def collect_inputs(inputs: list[str], out_dir: Path | None) -> list[tuple[str, str, Path]]:
@@ -59,36 +69,50 @@ def collect_inputs(inputs: list[str], out_dir: Path | None) -> list[tuple[str, s
             jobs.append((path.name, str(path), dst))
         else:
             raise DataError(item, "no such file or folder")
+    inputs_by_path = {Path(src).resolve(): src for _, src, _ in jobs}
+    for _, src, dst in jobs:
+        if dst.resolve() in inputs_by_path:
+            raise DataError(str(dst), f"the output would overwrite the input {inputs_by_path[dst.resolve()]}; "
+                            "choose another -o/--out_dir")
     return jobs
 
 
+def rtf_text(elapsed: float, audio_seconds: float) -> str:
+    """``RTF 0.123`` (compute time / audio duration), ``RTF n/a`` when no audio was processed."""
+    return f"RTF {elapsed / audio_seconds:.3f}" if audio_seconds > 0 else "RTF n/a"
+
+
 def _recipe_mode(enhancer: Enhancer, data_dir: str, out_dir: Path, args: argparse.Namespace) -> int:
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     lines, audio_seconds, start = [], 0.0, time.time()
     try:
-        entries = read_scp(str(Path(data_dir) / "wav.scp"))
-        for key, entry in tqdm(entries.items(), desc=f"enhance {out_dir}", disable=not sys.stderr.isatty()):
-            noisy, rate = read_entry(entry, key)
-            if args.channel is not None:
-                noisy = noisy[args.channel:args.channel + 1]
-            try:
-                est = enhancer(noisy, rate, args.chunk_seconds, args.overlap_seconds)
-            except DataError as exc:
-                raise DataError(entry.where, exc.what) from None
-            write_wav(tmp / "wav" / f"{key}.wav", est, rate)
-            lines.append(f"{key} {(out_dir / 'wav' / f'{key}.wav').resolve()}")
-            audio_seconds += noisy.shape[-1] / rate
+        with OutputDir(out_dir, "sekd-enhance", OUTPUT_FILES) as staging:
+            scp = Path(data_dir) / "wav.scp"
+            entries = read_scp(str(scp))
+            inside = [str(p) for p in [scp] + [Path(e.value) for e in entries.values() if is_plain_path(e.value)]
+                      if p.resolve().is_relative_to(out_dir.resolve())]
+            if inside:
+                raise DataError(str(out_dir), f"holds the input {inside[0]}; choose another --out_dir")
+            for key, entry in tqdm(entries.items(), desc=f"enhance {out_dir}", disable=not sys.stderr.isatty()):
+                noisy, rate = read_entry(entry, key)
+                check_finite(noisy, entry.where, f"utterance {key!r} ({entry.value}): ")
+                if args.channel is not None:
+                    noisy = noisy[args.channel:args.channel + 1]
+                try:
+                    est = enhancer(noisy, rate, args.chunk_seconds, args.overlap_seconds)
+                except DataError as exc:
+                    raise DataError(entry.where, exc.what) from None
+                write_wav(staging.tmp / "wav" / f"{key}.wav", est, rate)
+                lines.append(f"{key} {(out_dir / 'wav' / f'{key}.wav').resolve()}")
+                audio_seconds += noisy.shape[-1] / rate
+            (staging.tmp / "wav.scp").write_text("\n".join(lines) + "\n")
+            elapsed = time.time() - start
+            (staging.tmp / "rtf").write_text(f"{elapsed / max(audio_seconds, 1e-9):.4f}\n")
+            staging.commit()
     except (DataError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        shutil.rmtree(tmp, ignore_errors=True)
         return 1
-    (tmp / "wav.scp").write_text("\n".join(lines) + "\n")
-    rtf = (time.time() - start) / max(audio_seconds, 1e-9)
-    (tmp / "rtf").write_text(f"{rtf:.4f}\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.replace(out_dir)
-    print(f"enhanced {len(lines)} utterances ({audio_seconds:.1f} s of audio, RTF {rtf:.3f}) into {out_dir}")
+    print(f"enhanced {len(lines)} utterances ({audio_seconds:.1f} s of audio, {rtf_text(elapsed, audio_seconds)}) "
+          f"into {out_dir}")
     return 0
 
 
@@ -132,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         except (DataError, OSError, RuntimeError) as exc:  # one bad file does not stop the others
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
-    rtf = (time.time() - start) / max(seconds, 1e-9)
-    print(f"enhanced {len(jobs) - failed} of {len(jobs)} files ({seconds:.1f} s of audio, RTF {rtf:.3f})")
+    print(f"enhanced {len(jobs) - failed} of {len(jobs)} files ({seconds:.1f} s of audio, "
+          f"{rtf_text(time.time() - start, seconds)})")
     return 1 if failed else 0
 
 

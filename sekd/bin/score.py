@@ -5,9 +5,22 @@ Usage:
         --out_dir exp/teacher/scoring/test [--metrics pesq_wb,stoi,estoi,sisdr] [--nj 2]
 
 Writes ``<out_dir>/<metric>.scp`` (``<utt> <value>``), ``result.json`` and ``result.md``
-(mean over utterances). A metric that fails on one utterance records NaN there, the
-summary counts the failures and the mean is over the rest. Multi-channel estimates are
-scored on ``--ref_channel``. The output dir appears only when scoring is complete.
+(mean over utterances). A metric that fails on one utterance, or is undefined there (a
+silent reference; for SI-SDR, SDR and (e)STOI also a silent estimate), records NaN there,
+the summary counts the failures and the mean is over the rest; ``result.json`` is strict
+JSON (no NaN or Infinity). Multi-channel estimates are scored on ``--ref_channel``.
+
+Every reference utterance needs an estimate: a ``--est_scp`` that covers only some of them
+is refused (naming how many are missing and the first), unless ``--allow_missing``, which
+scores the subset and records ``num_missing`` in ``result.json``. Bad input stops the run
+with an error naming the utterance (``--nj`` > 1 too): unreadable audio, a sample-rate or
+length mismatch, NaN or Inf samples in an estimate or reference (refused rather than scored
+as NaN: such a file is broken, not a bad enhancement).
+
+The output dir appears only when scoring is complete (written beside it, then renamed). An
+existing ``--out_dir`` is replaced only when it holds nothing but a scorer's output files;
+anything else is refused, as is a second run into the same dir while one is running
+(``sekd.output_dir``).
 
 Metrics (``--metrics``): the intrusive ones of ``sekd.metrics.METRICS`` (pesq_wb, pesq_nb,
 stoi, estoi, sisdr, sdr, segsnr); the composite group csig, cbak, covl, llr, wss; DNSMOS
@@ -21,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -31,8 +43,10 @@ from typing import Callable
 import numpy as np
 
 from sekd.data import DataError, read_scp
+from sekd.data.audio import check_finite
 from sekd.data.kaldi_dir import Entry, read_entry
 from sekd.metrics import DISPLAY, METRICS
+from sekd.output_dir import OutputDir
 
 # Metrics computed together, by one call per utterance: name -> (members, function).
 def _composite(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
@@ -60,6 +74,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], Callable]] = {
     "asr": (("wer", "l3das23"), _asr),
 }
 KNOWN = list(METRICS) + [m for members, _ in GROUPS.values() for m in members]
+OUTPUT_FILES = ("result.json", "result.md", *(f"{m}.scp" for m in KNOWN))  # what a scoring dir holds
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class Options:
 
 def _load(entry: Entry, key: str, channel: int) -> tuple[np.ndarray, int]:
     data, rate = read_entry(entry, key)
+    check_finite(data, entry.where, f"utterance {key!r} ({entry.value}): ")
     return data[min(channel, data.shape[0] - 1)].astype(np.float64), rate
 
 
@@ -99,6 +115,9 @@ def score_one(job: tuple[str, Entry, Entry, Options]) -> tuple[str, dict[str, fl
         except Exception as exc:
             for m in wanted:
                 values[m], errors[m] = math.nan, f"{type(exc).__name__}: {exc}"
+    for name, value in values.items():  # -inf dB of a silent estimate and the like: failures, not scores
+        if not math.isfinite(value) and name not in errors:
+            values[name], errors[name] = math.nan, f"undefined here (computed {value})"
     return key, values, errors
 
 
@@ -141,7 +160,7 @@ def summarize(per_utt: dict[str, dict[str, float]], metrics: list[str]) -> dict:
     out = {"num_utts": len(per_utt), "metrics": {}}
     for name in metrics:
         vals = np.array([per_utt[k][name] for k in sorted(per_utt)], dtype=np.float64)
-        ok = vals[~np.isnan(vals)]
+        ok = vals[np.isfinite(vals)]
         out["metrics"][name] = {
             "mean": float(ok.mean()) if ok.size else None,
             "std": float(ok.std()) if ok.size else None,
@@ -160,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated, from: {', '.join(KNOWN)}")
     parser.add_argument("--ref_channel", type=int, default=0)
     parser.add_argument("--nj", type=int, default=1, help="worker processes")
+    parser.add_argument("--allow_missing", action="store_true",
+                        help="score the utterances --est_scp has when it lacks some references (default: refuse)")
     parser.add_argument("--asr_model", default=None,
                         help="wav2vec 2.0 CTC checkpoint dir for wer/l3das23 (else they are reported unavailable)")
     args = parser.parse_args(argv)
@@ -175,49 +196,61 @@ def main(argv: list[str] | None = None) -> int:
     metrics = [m for m in requested if m not in skipped]
     opts = Options(tuple(metrics), args.ref_channel, args.asr_model)
     out_dir = Path(args.out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
     try:
-        refs, ests = read_scp(args.ref_scp), read_scp(args.est_scp)
-        missing = sorted(set(ests) - set(refs))
-        if missing:
-            raise DataError(ests[missing[0]].where, f"utterance {missing[0]!r} has no reference in {args.ref_scp}")
-        jobs = [(k, refs[k], ests[k], opts) for k in sorted(ests)]
-        _preload()  # once, before the workers fork, instead of once in each of them
-        if args.nj > 1:
-            with get_context("fork").Pool(args.nj, initializer=_one_thread) as pool:
-                results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 32)))  # small: balanced ends
-        else:
-            _one_thread()
-            results = [score_one(j) for j in jobs]
-    except DataError as exc:
+        with OutputDir(out_dir, "sekd-score", OUTPUT_FILES) as staging:
+            per_utt, num_missing = score_all(args, opts)
+            summary = summarize(per_utt, metrics)
+            summary["num_missing"] = num_missing
+            # Unavailable metrics stay in the summary, as text, in the order asked.
+            summary["metrics"] = {name: summary["metrics"].get(name) or {
+                "mean": None, "std": None, "n": 0, "failed": 0, "unavailable": skipped[name]} for name in requested}
+            write_outputs(staging.tmp, per_utt, metrics, summary)
+            staging.commit()
+    except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    per_utt = {k: v for k, v, _ in results}
+    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
+                   for n, s in summary["metrics"].items()) + f" ({summary['num_utts']} utts) -> {out_dir}")
+    return 0
+
+
+def score_all(args: argparse.Namespace, opts: Options) -> tuple[dict[str, dict[str, float]], int]:
+    """Per-utterance values of every estimate (warnings for failed metrics), and how many
+    references have no estimate (an error unless ``--allow_missing``)."""
+    refs, ests = read_scp(args.ref_scp), read_scp(args.est_scp)
+    extra = sorted(set(ests) - set(refs))
+    if extra:
+        raise DataError(ests[extra[0]].where, f"utterance {extra[0]!r} has no reference in {args.ref_scp}")
+    missing = sorted(set(refs) - set(ests))
+    if missing and not args.allow_missing:
+        raise DataError(args.est_scp, f"no estimate for {len(missing)} of {len(refs)} reference utterances, the "
+                        f"first {missing[0]!r} ({refs[missing[0]].where}); pass --allow_missing to score the rest")
+    jobs = [(k, refs[k], ests[k], opts) for k in sorted(ests)]
+    _preload()  # once, before the workers fork, instead of once in each of them
+    if args.nj > 1:
+        with get_context("fork").Pool(args.nj, initializer=_one_thread) as pool:
+            results = pool.map(score_one, jobs, chunksize=max(1, len(jobs) // (args.nj * 32)))  # small: balanced ends
+    else:
+        _one_thread()
+        results = [score_one(j) for j in jobs]
     for key, _, errors in results:
         for name, err in errors.items():
             print(f"warning: {name} failed on {key}: {err}", file=sys.stderr)
-    summary = summarize(per_utt, metrics)
-    # Unavailable metrics stay in the summary, as text, in the order asked.
-    summary["metrics"] = {name: summary["metrics"].get(name) or {
-        "mean": None, "std": None, "n": 0, "failed": 0, "unavailable": skipped[name]} for name in requested}
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    return {k: v for k, v, _ in results}, len(missing)
+
+
+def write_outputs(out: Path, per_utt: dict[str, dict[str, float]], metrics: list[str], summary: dict) -> None:
     for name in metrics:
-        with open(tmp / f"{name}.scp", "w") as f:
+        with open(out / f"{name}.scp", "w") as f:
             for key in sorted(per_utt):
                 f.write(f"{key} {per_utt[key][name]:.6f}\n")
-    (tmp / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "result.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     rows = ["| metric | mean | std | utts | failed |", "|---|---|---|---|---|"]
     for name, s in summary["metrics"].items():
         mean = s.get("unavailable") and "unavailable" or ("n/a" if s["mean"] is None else f"{s['mean']:.4f}")
         std = "n/a" if s["std"] is None else f"{s['std']:.4f}"
         rows.append(f"| {DISPLAY.get(name, name)} | {mean} | {std} | {s['n']} | {s['failed']} |")
-    (tmp / "result.md").write_text("\n".join(rows) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.replace(out_dir)
-    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
-                   for n, s in summary["metrics"].items()) + f" ({summary['num_utts']} utts) -> {out_dir}")
-    return 0
+    (out / "result.md").write_text("\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,12 +24,13 @@ embedding first (WeSpeaker's ``mean_vec``). The trial scores are written to ``<o
 Writes ``result.json`` (``num_trials`` and ``metrics``: ``eer`` in %, ``mindcf_0.01``,
 ``mindcf_0.05``, each ``{"mean": value, ...}`` as the enhancement scorer writes them; with
 embeddings also ``scoring``: the method) and ``result.md``; the output dir appears only when complete.
+An existing ``--out_dir`` is replaced only when it holds nothing but these files; anything else
+is refused, as is a second run into the same dir while one is running (``sekd.output_dir``).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -37,9 +38,11 @@ import numpy as np
 
 from sekd.data import DataError
 from sekd.metrics.verification import eer, min_dcf
+from sekd.output_dir import OutputDir
 from sekd.sv.scoring import read_trials  # noqa: F401  (also importable from here)
 
 P_TARGETS = (0.01, 0.05)
+OUTPUT_FILES = ("scores", "result.json", "result.md")  # what a scoring dir holds
 
 
 def read_scores(path: str) -> dict[tuple[str, str], float]:
@@ -122,37 +125,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subtract_mean", action="store_true", help="subtract the cohort's mean embedding first")
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
-    method = None
+    out_dir = Path(args.out_dir)
     try:
-        trials = read_trials(args.trials)
-        if args.embeddings:
-            scores, method = score_embeddings(trials, args)
-            where = args.embeddings
-        else:
-            scores, where = read_scores(args.scores), args.scores
-        summary = evaluate(trials, scores, where)
+        with OutputDir(out_dir, "sekd-score-sv", OUTPUT_FILES) as staging:
+            method = None
+            trials = read_trials(args.trials)
+            if args.embeddings:
+                scores, method = score_embeddings(trials, args)
+                where = args.embeddings
+            else:
+                scores, where = read_scores(args.scores), args.scores
+            summary = evaluate(trials, scores, where)
+            if method:
+                summary["scoring"] = method
+                lines = (f"{e} {t} {scores[(e, t)]:.6f} {'target' if lab else 'nontarget'}\n" for e, t, lab in trials)
+                (staging.tmp / "scores").write_text("".join(lines))
+            write_results(staging.tmp, summary)
+            staging.commit()
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if method:
-        summary["scoring"] = method
-    out_dir = Path(args.out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if method:
-        (tmp / "scores").write_text("".join(f"{e} {t} {scores[(e, t)]:.6f} {'target' if lab else 'nontarget'}\n"
-                                            for e, t, lab in trials))
-    (tmp / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
     m = summary["metrics"]
-    (tmp / "result.md").write_text("| trials | targets | EER (%) | minDCF (0.01) | minDCF (0.05) |\n|---|---|---|---|---|\n"
-                                   f"| {summary['num_trials']} | {summary['num_targets']} | {m['eer']['mean']:.3f} | "
-                                   f"{m['mindcf_0.01']['mean']:.4f} | {m['mindcf_0.05']['mean']:.4f} |\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.replace(out_dir)
     print(f"EER {m['eer']['mean']:.3f} % minDCF(0.01) {m['mindcf_0.01']['mean']:.4f} "
           f"minDCF(0.05) {m['mindcf_0.05']['mean']:.4f} ({summary['num_trials']} trials) -> {out_dir}")
     return 0
+
+
+def write_results(out: Path, summary: dict) -> None:
+    (out / "result.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    m = summary["metrics"]
+    (out / "result.md").write_text("| trials | targets | EER (%) | minDCF (0.01) | minDCF (0.05) |\n|---|---|---|---|---|\n"
+                                   f"| {summary['num_trials']} | {summary['num_targets']} | {m['eer']['mean']:.3f} | "
+                                   f"{m['mindcf_0.01']['mean']:.4f} | {m['mindcf_0.05']['mean']:.4f} |\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sekd.data.errors import DataError
+
 _ARK = re.compile(r".*\.ark:\d+(\[.*\])?$")
 
 
@@ -55,6 +57,15 @@ def load_audio(value: str, start: int = 0, stop: int | None = None) -> tuple[np.
         return np.ascontiguousarray(data.T), rate
     rate, data = _load_kaldiio(value)
     return data[:, start:stop], rate
+
+
+def check_finite(samples: np.ndarray, where: str, what: str = "", offset: int = 0) -> None:
+    """Raise ``DataError(where, what + ...)`` when ``samples`` (``[C, T]`` or ``[T]``) hold NaN or Inf;
+    the message gives the first such sample's index (plus ``offset``) and how many there are."""
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        first = offset + int(np.argmax(bad.reshape(-1, samples.shape[-1]).any(axis=0)))
+        raise DataError(where, f"{what}{int(bad.sum())} NaN or Inf sample(s), the first at sample {first}")
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:

@@ -8,3 +8,6 @@ class DataError(ValueError):
     def __init__(self, where: str, what: str) -> None:
         super().__init__(f"{where}: {what}")
         self.where, self.what = where, what
+
+    def __reduce__(self):  # pickled with both arguments, so it crosses process pools (sekd-score --nj)
+        return type(self), (self.where, self.what)

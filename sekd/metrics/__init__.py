@@ -15,6 +15,11 @@ extra), ``sekd.metrics.l3das23`` (L3DAS23 task-1 metric, needs an ASR model) and
 ``sekd.metrics.verification`` (EER, minDCF from trial scores).
 
 All enhancement metrics take mono float arrays of equal length at ``rate`` Hz. PESQ needs 8 or 16 kHz.
+Where a metric is undefined it raises ``ValueError`` rather than return a number (the scorer
+records NaN, counted as a failure): every one for a silent reference (peak below ``SILENCE``;
+PESQ finds no utterance), and SI-SDR, SDR and (e)STOI also for a silent estimate (a ratio or
+correlation of nothing: 0 dB, -inf dB or 0 would read as scores). segSNR of a silent
+estimate is defined (the noise is the reference), PESQ fails on it.
 """
 from __future__ import annotations
 
@@ -22,10 +27,20 @@ from typing import Callable
 
 import numpy as np
 
+SILENCE = 1e-6  # peak amplitude below which a signal is silent (-120 dBFS, under 16-bit's step)
+
+
+def require_sound(ref: np.ndarray, est: np.ndarray | None = None) -> None:
+    """``ValueError`` when the reference (and, if given, the estimate) is silent: the metric is undefined."""
+    for name, x in (("reference", ref), ("estimate", est)):
+        if x is not None and not np.max(np.abs(x), initial=0.0) >= SILENCE:
+            raise ValueError(f"silent {name}: undefined")
+
 
 def sisdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, eps: float = 1e-8) -> float:
     ref = np.asarray(ref, dtype=np.float64) - np.mean(ref)
     est = np.asarray(est, dtype=np.float64) - np.mean(est)
+    require_sound(ref, est)
     target = np.dot(est, ref) / (np.dot(ref, ref) + eps) * ref
     noise = est - target
     return float(10 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
@@ -37,12 +52,13 @@ def sdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, taps: int = 512) ->
 
     ref = np.asarray(ref, dtype=np.float64)
     est = np.asarray(est, dtype=np.float64)
+    require_sound(ref, est)
     # Gram matrix of the reference's shifts (Toeplitz: its autocorrelation at lags 0..taps-1)
     # and their inner products with the estimate; both signals zero-padded by taps - 1.
     auto = fftconvolve(ref, ref[::-1])[len(ref) - 1:len(ref) - 1 + taps]
     cross = fftconvolve(est, ref[::-1])[len(ref) - 1:len(ref) - 1 + taps]
     if auto[0] <= 0:
-        raise ValueError("silent reference")
+        raise ValueError("silent reference: undefined")
     auto = auto.copy()
     auto[0] *= 1 + 1e-10  # keeps the solve defined for a periodic or band-limited reference
     coef = solve_toeplitz(auto, cross)
@@ -71,18 +87,21 @@ def pesq_nb(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
 def stoi(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
     from pystoi import stoi as _stoi
 
+    require_sound(ref, est)
     return float(_stoi(ref, est, rate, extended=False))
 
 
 def estoi(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
     from pystoi import stoi as _stoi
 
+    require_sound(ref, est)
     return float(_stoi(ref, est, rate, extended=True))
 
 
 def segsnr(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
     from sekd.metrics.composite import segsnr as _segsnr
 
+    require_sound(ref)
     return _segsnr(ref, est, rate)
 
 

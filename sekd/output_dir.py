@@ -1,0 +1,123 @@
+"""Output directories that appear complete or not at all, and never replace what is not theirs.
+
+``OutputDir(out, tool, patterns)`` is used as a context manager by the tools that write a
+whole directory (``sekd-score``, ``sekd-score-sv``, ``sekd-enhance --data_dir``):
+
+- on entry it takes an exclusive lock, ``.<name>.lock`` beside ``out`` (``fcntl.flock``, so a
+  killed run leaves no stale lock); a second run into the same ``out`` fails at once with
+  ``OutputDirError`` instead of racing the first;
+- an existing ``out`` is replaced only when it is recognisably this tool's output: every file
+  in it matches one of ``patterns`` (the files the tool writes, plus the recipes' ``.done``).
+  Anything else (a system dir with checkpoints, a data dir) is refused with ``OutputDirError``
+  naming the directory and a file that is not the tool's;
+- ``.tmp`` is a fresh temporary directory beside ``out`` to write into; ``commit()`` renames it
+  into place (the old ``out`` is moved aside first, then deleted). Leaving the block without
+  ``commit()`` (an error, an early return) deletes it and leaves ``out`` as it was.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from fnmatch import fnmatch
+from pathlib import Path
+
+RECIPE_FILES = (".done",)  # what egs/TEMPLATE/lib.sh adds to a finished output
+
+
+class OutputDirError(OSError):
+    """The output directory cannot be written: not the tool's own, or another run holds it."""
+
+
+def foreign_file(path: Path, patterns: tuple[str, ...]) -> str | None:
+    """The first file under ``path`` (relative, posix) that matches none of ``patterns``
+    (matched on the whole relative path, ``*`` not crossing ``/``); None when all match."""
+    for f in sorted(p for p in path.rglob("*") if not p.is_dir()):
+        rel = f.relative_to(path).as_posix()
+        if not any(rel.count("/") == pat.count("/") and fnmatch(rel, pat) for pat in patterns + RECIPE_FILES):
+            return rel
+    return None
+
+
+class OutputDir:
+    def __init__(self, out: str | Path, tool: str, patterns: tuple[str, ...]) -> None:
+        self.out, self.tool, self.patterns = Path(os.path.abspath(out)), tool, patterns  # "." has no name
+        self.lock_path = self.out.with_name(f".{self.out.name}.lock")
+        self.tmp: Path | None = None
+        self._lock: int | None = None
+
+    def check(self) -> None:
+        """Raise ``OutputDirError`` unless ``out`` is absent or this tool's output."""
+        out = self.out
+        if not out.exists() and not out.is_symlink():
+            return
+        if out.is_symlink() or not out.is_dir():
+            raise OutputDirError(f"{out}: exists and is not a directory; {self.tool} replaces only its own "
+                                 "output directory (remove it or choose another output dir)")
+        stray = foreign_file(out, self.patterns)
+        if stray is not None:
+            raise OutputDirError(f"{out}: exists and is not an output of {self.tool} (it holds {stray!r}); "
+                                 "not replacing it (remove it or choose another output dir)")
+
+    def __enter__(self) -> "OutputDir":
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._acquire()
+        try:
+            self.check()
+            prefix = f".{self.out.name}.tmp-"
+            for stale in self.out.parent.glob(prefix + "*"):  # left by a killed run (we hold the lock)
+                if stale.is_dir() and foreign_file(stale, self.patterns) is None:
+                    shutil.rmtree(stale, ignore_errors=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.out.parent))
+            os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def commit(self) -> None:
+        """Rename the finished temporary dir to ``out``, replacing an old output of the tool."""
+        assert self.tmp is not None, "commit() outside the with block"
+        self.check()
+        if self.out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+            os.replace(self.out, trash / "old")
+            os.replace(self.tmp, self.out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.out)
+        self.tmp = None
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        self._release()
+
+    def _acquire(self) -> None:
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputDirError(f"{self.out}: another {self.tool} run is writing it (it holds the lock "
+                                     f"{self.lock_path}); wait for it or choose another output dir") from None
+            try:  # the lock file may have been removed by the run that held it before: lock the current one
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock = fd
+                return
+            os.close(fd)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            try:
+                os.unlink(self.lock_path)  # while still locked, so no one locks a file about to vanish
+            except FileNotFoundError:
+                pass
+            os.close(self._lock)
+            self._lock = None
