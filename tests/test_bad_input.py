@@ -5,6 +5,8 @@ import json
 import math
 import pickle
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +221,140 @@ def test_non_finite_samples_are_refused(tmp_path, capsys, checkpoint):
     # The scorer refuses them too (a broken file, not a bad enhancement).
     assert _score(d, d / "wav.scp", tmp_path / "s", "--metrics", "sisdr") == 1
     assert f"utterance {key!r} ({bad}): 2 NaN or Inf" in capsys.readouterr().err
+
+
+# -- training (issue 20 items 9, 10, 16, 17, 21) ---------------------------------
+def _tiny_train(tmp_path, out, *extra, valid=None, train=None):
+    from conftest import make_data_dir, write_config
+
+    train = train or make_data_dir(tmp_path / "train", 4, 0.5, seed=1)
+    valid = valid or make_data_dir(tmp_path / "valid", 2, 0.5, seed=2)
+    conf = write_config(tmp_path / "c.yaml", train={"max_epochs": 1, "save_every_steps": 1, "log_every_steps": 1,
+                                                    "num_audio_examples": 0})
+    return subprocess.run([sys.executable, "-m", "sekd.bin.train", "--config", str(conf), "--train_dir", str(train),
+                           "--valid_dir", str(valid), "--out_dir", str(out), "--train.num_threads", "1", *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("override, message", [
+    (["--train.max_epochs", "abc"], "train.max_epochs: expected an integer >= 1, got 'abc'"),
+    (["--optim.lr", "fast"], "optim.lr: expected a number > 0, got 'fast'"),
+    (["--optim.lr", "-1e-3"], "optim.lr: expected a number > 0, got -0.001"),
+    (["--data.batch_size", "0"], "data.batch_size: expected an integer >= 1, got 0"),
+    (["--data.segment", "0"], "data.segment: expected a number > 0, got 0"),
+    (["--data.batch_size", "64"], "data.batch_size 64 is larger than the training set (4 utterances in"),
+])
+def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, override, message):
+    proc = _tiny_train(tmp_path, tmp_path / "exp", *override)
+    assert proc.returncode in (1, 2) and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_nan_training_utterance_is_skipped_then_stops_naming_it(tmp_path):
+    from conftest import make_data_dir
+
+    train = make_data_dir(tmp_path / "train", 4, 0.5, seed=1)
+    bad = sorted((train / "wav").glob("*_noisy.wav"))[0]
+    x, rate = sf.read(bad)
+    sf.write(bad, np.full_like(x, np.nan), rate, subtype="FLOAT")
+    skipped = _tiny_train(tmp_path, tmp_path / "a", "--data.batch_size", "2", train=train)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "non-finite loss, batch skipped (1 so far; utterances:" in skipped.stderr and bad.stem.split("_noisy")[0] in skipped.stderr
+    stopped = _tiny_train(tmp_path, tmp_path / "b", "--data.batch_size", "2", "--train.max_nonfinite", "0", train=train)
+    assert stopped.returncode == 1 and "batches with a non-finite loss (train.max_nonfinite 0)" in stopped.stderr
+
+
+def test_no_finite_validation_score_is_an_error_not_a_finished_run(tmp_path):
+    from conftest import make_data_dir
+
+    valid = make_data_dir(tmp_path / "valid", 2, 0.5, seed=2)
+    for wav in (valid / "wav").glob("*_noisy.wav"):
+        x, rate = sf.read(wav)
+        sf.write(wav, np.full_like(x, np.nan), rate, subtype="FLOAT")
+    proc = _tiny_train(tmp_path, tmp_path / "exp", valid=valid)
+    assert proc.returncode == 1 and "no epoch reached a finite validation score" in proc.stderr
+    assert not (tmp_path / "exp" / "model_info.json").exists()
+
+
+def test_resume_refuses_a_changed_config_and_a_damaged_checkpoint(tmp_path):
+    out = tmp_path / "exp"
+    cosine = ("--scheduler.name", "cosine")  # its schedule spans max_epochs: more epochs change the run
+    first = _tiny_train(tmp_path, out, *cosine)
+    assert first.returncode == 0, first.stderr
+    config = (out / "config.yaml").read_text()
+    changed = _tiny_train(tmp_path, out, "--resume", "--optim.lr", "5e-4", "--train.max_epochs", "3", *cosine)
+    assert changed.returncode == 1 and "was started with another config" in changed.stderr
+    assert "optim.lr: 0.001 -> 0.0005" in changed.stderr and "train.max_epochs: 1 -> 3" in changed.stderr
+    assert (out / "config.yaml").read_text() == config  # the record of the run is not overwritten
+    same = _tiny_train(tmp_path, out, "--resume", "--train.num_threads", "1", *cosine)
+    assert same.returncode == 0, same.stderr
+    # a plateau schedule does not depend on the epoch count: more epochs continue the run
+    plateau = tmp_path / "plateau"
+    assert _tiny_train(tmp_path, plateau).returncode == 0
+    longer = _tiny_train(tmp_path, plateau, "--resume", "--train.max_epochs", "2")
+    assert longer.returncode == 0 and "resumed from" in longer.stderr, longer.stderr
+    last = out / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    damaged = _tiny_train(tmp_path, out, "--resume")
+    assert damaged.returncode == 1 and "last.pt: cannot resume from it" in damaged.stderr
+
+
+def test_missing_or_truncated_teacher_is_named(tmp_path):
+    from conftest import make_data_dir, write_config
+
+    train = make_data_dir(tmp_path / "train", 4, 0.5, seed=1)
+    conf = write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    kd = tmp_path / "kd.yaml"
+    kd.write_text("kd:\n  terms: [{name: output}]\n")
+    broken = tmp_path / "teacher.pt"
+    broken.write_bytes(b"PK\x03\x04 not a checkpoint")
+    for teacher, message in ((tmp_path / "none.pt", "none.pt: checkpoint not found"),
+                             (broken, "teacher.pt: cannot load a model from it")):
+        proc = subprocess.run([sys.executable, "-m", "sekd.bin.distill", "--config", str(conf), "--kd_config", str(kd),
+                               "--teacher", str(teacher), "--train_dir", str(train), "--valid_dir", str(train),
+                               "--out_dir", str(tmp_path / "exp"), "--train.num_threads", "1"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_recipe_never_reuses_stale_results(tmp_path):
+    """Issue 20 item 7: a rerun with other options does not silently reuse the old model (an error,
+    or --force true retrains), and enhancement and scoring follow the model they were made from."""
+    import os
+
+    from test_kd_evidence import _checkpoint
+
+    from sekd.bin.pack import main as pack_main
+
+    zip_path = tmp_path / "teacher.zip"
+    assert pack_main(["--checkpoint", str(_checkpoint(tmp_path)), "--out", str(zip_path), "--no_profile"]) == 0
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    opts = "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 " \
+           "--model.args.channels [4,8] --model.args.rnn_units 8"
+
+    def run(*extra):
+        return subprocess.run(
+            [str(ROOT / "egs" / "mini" / "run.sh"), "--datadir", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
+             "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 --num_valid_speakers 1 "
+                            "--num_test_speakers 1 --nj 1",
+             "--kd_configs", "", "--teacher_model", str(zip_path), "--metrics", "sisdr", "--nj", "1",
+             "--stop_stage", "7", *extra], capture_output=True, text=True, env=env, timeout=600)
+
+    first = run("--train_opts", opts)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    again = run("--train_opts", opts)
+    assert again.returncode == 0 and "student: already trained" in again.stdout and "already scored" in again.stdout
+    assert "redoing" not in again.stdout
+    changed = run("--train_opts", opts + " --optim.lr 5e-4")
+    assert changed.returncode != 0 and "was trained with other options or inputs than now" in changed.stdout
+    forced = run("--train_opts", opts + " --optim.lr 5e-4", "--force", "true")
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    out = forced.stdout
+    assert "student: --force: retraining from scratch" in out  # its old dir, enhanced audio and scores go
+    assert "enhancing test with student" in out and "scoring student on test" in out
+    assert "teacher on test: already enhanced" in out and "noisy on test: already scored" in out
+    # another metric set: every scoring step is redone, nothing is retrained or re-enhanced
+    rescored = run("--train_opts", opts + " --optim.lr 5e-4", "--metrics", "sisdr,stoi")
+    assert rescored.returncode == 0, rescored.stdout[-3000:] + rescored.stderr[-3000:]
+    assert rescored.stdout.count("made from other inputs (another model or options) than now: redoing it") == 3
+    assert "already trained" in rescored.stdout and "student on test: already enhanced" in rescored.stdout

@@ -65,6 +65,12 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path):
         assert a["epoch"] == b["epoch"]
         for key, value in a["state_dict"].items():
             assert torch.equal(value, b["state_dict"][key]), f"{name}: {key} differs after resume"
+    # the killed epoch's logged training loss is its whole mean, not the mean since the restart
+    import json
+
+    ref_hist = json.loads((tmp_path / "ref" / "model_info.json").read_text())["history"]
+    res_hist = json.loads((tmp_path / "killed" / "model_info.json").read_text())["history"]
+    assert [h["train_task"] for h in res_hist] == pytest.approx([h["train_task"] for h in ref_hist], rel=1e-6)
 
 
 def test_checkpoint_is_self_describing(tmp_path, tiny_data):

@@ -38,20 +38,48 @@ job() {  # <cmd> <log> <command...>
   fi
 }
 
-# One step of a per-system stage (enhance, embed, score): skipped when <out>/.done exists, else the
-# job through decode_cmd, then <out>/.done; --show prints the last result line of its log.
+# What a step was computed from, as one hash (written into its .done): the command line, the
+# contents of every file it names (configs, checkpoints, scp lists), the .done beside such a file
+# (so an enhanced list carries the key of the enhancement that made it), and the wav.scp/spk1.scp of
+# every directory it names (data dirs). A rerun compares keys: nothing stale is reused.
+inputs_key() {  # <output dir, not an input> <command...>
+  local out=$1 a f
+  shift
+  {
+    printf '%s\n' "$@"
+    for a in "$@"; do
+      if [ "${a}" = "${out}" ]; then
+        continue
+      elif [ -f "${a}" ]; then
+        sha256sum "${a}"
+        if [ -f "$(dirname "${a}")/.done" ]; then cat "$(dirname "${a}")/.done"; fi
+      elif [ -d "${a}" ]; then
+        for f in "${a}/wav.scp" "${a}/spk1.scp"; do if [ -f "${f}" ]; then sha256sum "${f}"; fi; done
+      fi
+    done
+  } | sha256sum | cut -c1-32
+}
+
+# One step of a per-system stage (enhance, embed, score): skipped when <out>/.done holds the key of
+# the same inputs; redone when they changed (a retrained model, another option); then <out>/.done.
+# --show prints the last result line of its log.
 step() {  # [--show] <out dir> <log> <message when done> <message when starting> <command...>
   local show=false
   if [ "$1" = --show ]; then show=true; shift; fi
-  local out=$1 logfile=$2 done_msg=$3 start_msg=$4
+  local out=$1 logfile=$2 done_msg=$3 start_msg=$4 key
   shift 4
+  key=$(inputs_key "${out}" "$@")
   if [ -f "${out}/.done" ]; then
-    log "${done_msg}"
-    return 0
+    if [ "$(cat "${out}/.done")" = "${key}" ]; then
+      log "${done_msg}"
+      return 0
+    fi
+    log "${out}: made from other inputs (another model or options) than now: redoing it"
+    rm -f "${out}/.done"
   fi
   log "${start_msg}"
   job "${decode_cmd}" "${logfile}" "$@"
-  touch "${out}/.done"
+  echo "${key}" > "${out}/.done"
   if [ "${show}" = true ]; then grep -v "^#" "${logfile}" | tail -n 1; fi
 }
 
@@ -63,24 +91,37 @@ plan=$(python -m sekd.bin.plan --teacher_config "${teacher_config}" --student_co
 plan_of() { echo "${plan}" | awk -F '\t' -v k="$1" '$1 == k'; }
 systems() { echo "${plan}" | cut -f 2; }
 
+# Train a system, or skip it when <dir>/.done holds the key of the same command and inputs (configs,
+# teacher checkpoint, data lists). A finished system with another key is never silently reused nor
+# silently deleted: it is an error, unless --force true (then it is retrained from scratch).
 train_system() {  # <name> <role> <command...>
-  local name=$1 role=$2 dir="${exp}/$1"
+  local name=$1 role=$2 dir="${exp}/$1" key
   shift 2
+  local inputs=("$@" --train_dir "${datadir}/${train_set}" --valid_dir "${datadir}/${valid_set}" --role "${role}")
+  key=$(inputs_key "${dir}" "${inputs[@]}")  # where the outputs go is not an input
   if [ -f "${dir}/.done" ]; then
     if grep -q '^pretrained ' "${dir}/.done"; then
       log "error: ${dir} holds a pretrained model ($(cut -d' ' -f3- "${dir}/.done")), not one trained by" \
         "this recipe; pass it again with --teacher_model, or remove ${dir} to train one"
       exit 1
     fi
-    log "${name}: already trained (${dir}/.done)"
-    return 0
+    if [ "$(cat "${dir}/.done")" = "${key}" ]; then
+      log "${name}: already trained (${dir}/.done)"
+      return 0
+    fi
+    if [ "${force}" != true ]; then
+      log "error: ${dir} was trained with other options or inputs than now (a changed config, --train_opts," \
+        "teacher or data). Use another --exp for the new settings, remove ${dir}, or pass --force true to retrain it"
+      exit 1
+    fi
+    log "${name}: --force: retraining from scratch (the options or inputs changed)"
+    rm -rf "${dir}"
   fi
   log "${name}: training (log: ${dir}/log/train.log)"
-  # --resume continues a run that was killed; a fresh dir starts from scratch.
-  job "${train_cmd}" "${dir}/log/train.log" "$@" --train_dir "${datadir}/${train_set}" \
-    --valid_dir "${datadir}/${valid_set}" --out_dir "${dir}" --tensorboard_dir "${exp}/tensorboard/${name}" \
-    --role "${role}" --resume --progress off
-  touch "${dir}/.done"
+  # --resume continues a run that was killed (the trainer refuses one started with another config).
+  job "${train_cmd}" "${dir}/log/train.log" "${inputs[@]}" --out_dir "${dir}" \
+    --tensorboard_dir "${exp}/tensorboard/${name}" --resume --progress off
+  echo "${key}" > "${dir}/.done"
   log "${name}: $(grep ' done: valid ' "${dir}/train.log" | tail -n 1 | cut -d" " -f3-)"
 }
 
@@ -205,6 +246,7 @@ weight_sweep() {  # <group> <seed> <distill command...>
   shift 2
   [ -f "${exp}/sweep/${group}.json" ] && return 0
   for s in $(echo "${kd_weight_scales}" | tr ',' ' '); do
+    s=$(printf '%g' "${s}")  # as sekd.bin.choose_weight prints the chosen one
     log "stage 5: ${group}: weight scale ${s} (seed ${seed}), to choose on validation"
     train_system "sweep/${group}_seed${seed}_x${s}" kd "$@" --kd.weight_scale "${s}" --train.seed "${seed}"
     runs+=(--run "${s}=${exp}/sweep/${group}_seed${seed}_x${s}")

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, overrides: list[str], extra_files: list[str] |
         from sekd.train.config import dump
         print(dump(cfg), end="")
         return 0
-    from sekd.train.trainer import Trainer
+    from sekd.train.trainer import Trainer, TrainingError
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     try:
         trainer = Trainer(cfg, args.train_dir, args.valid_dir, args.out_dir, args.tensorboard_dir,
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, overrides: list[str], extra_files: list[str] |
                   f"{len(trainer.train_set)} training / {len(trainer.valid_set)} validation utterances")
             return 0
         trainer.run(resume=args.resume)
-    except (DataError, ConfigError) as exc:
+    except (DataError, ConfigError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

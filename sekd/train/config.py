@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
         "num_threads": None,
         "device": "auto",  # auto (cuda:<local rank> when a GPU is visible), cuda, cpu
         "amp": "none",  # none, bf16, fp16: autocast on GPUs (no-op on CPU)
+        "max_nonfinite": 10,  # batches with a NaN/Inf loss skipped before the run stops with an error
     },
     # teacher_config / student_config: the recipe systems a KD config pairs (sekd.bin.plan)
     # ablation: a config of the method's teacher-free terms, trained as its baseline (sekd.bin.plan);
@@ -146,7 +147,60 @@ def build_config(files: list[str | Path], overrides: list[str] | None = None) ->
         cfg = merge(cfg, parse_overrides(overrides))
     if not cfg["model"]["name"]:
         raise ConfigError("the config names no model (model.name)")
+    check_values(cfg)
     return cfg
+
+
+# Values whose type and range are checked (the rest are free-form or checked where they are used):
+# path -> (kind, lower bound, bound inclusive, None allowed).
+CHECKS: dict[str, tuple[str, float | None, bool, bool]] = {
+    "data.sample_rate": ("int", 1, True, False),
+    "data.segment": ("number", 0, False, False),
+    "data.batch_size": ("int", 1, True, False),
+    "data.num_workers": ("int", 0, True, False),
+    "data.channels": ("int", 1, True, True),
+    "data.ref_channel": ("int", 0, True, False),
+    "data.crop_slots": ("int", 0, True, False),
+    "data.valid_max_seconds": ("number", 0, False, True),
+    "optim.lr": ("number", 0, False, False),
+    "optim.weight_decay": ("number", 0, True, False),
+    "train.seed": ("int", None, True, False),
+    "train.max_epochs": ("int", 1, True, False),
+    "train.steps_per_epoch": ("int", 1, True, True),
+    "train.grad_clip": ("number", 0, True, True),
+    "train.save_every_steps": ("int", 0, True, True),
+    "train.log_every_steps": ("int", 1, True, False),
+    "train.num_audio_examples": ("int", 0, True, False),
+    "train.max_valid_utts": ("int", 1, True, True),
+    "train.max_valid_trials": ("int", 1, True, True),
+    "train.num_threads": ("int", 1, True, True),
+    "train.max_nonfinite": ("int", 0, True, False),
+    "kd.task_weight": ("number", 0, True, False),
+    "kd.weight_scale": ("number", 0, False, False),
+}
+
+
+def check_values(cfg: dict) -> None:
+    """Types and ranges of the values in ``CHECKS`` (and the SNR/level ranges): a wrong one is a
+    ``ConfigError`` naming the option, what it expects and what it got."""
+    for path, (kind, low, inclusive, nullable) in CHECKS.items():
+        section, key = path.split(".")
+        value = cfg.get(section, {}).get(key)
+        if value is None and nullable:
+            continue
+        ok_type = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
+        ok_type = ok_type and not isinstance(value, bool)
+        ok_range = ok_type and (low is None or (value >= low if inclusive else value > low))
+        if not ok_range:
+            what = "an integer" if kind == "int" else "a number"
+            bound = "" if low is None else f" {'>=' if inclusive else '>'} {low:g}"
+            none = " (or null)" if nullable else ""
+            raise ConfigError(f"{path}: expected {what}{bound}{none}, got {value!r}")
+    for key in ("snr_range", "level_range"):
+        value = cfg["data"][key]
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] <= value[1]):
+            raise ConfigError(f"data.{key}: expected [low, high] in dB with low <= high, got {value!r}")
 
 
 def dump(cfg: dict) -> str:

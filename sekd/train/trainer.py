@@ -33,6 +33,7 @@ import math
 import random
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,11 @@ class Trainer:
         if kcfg["teacher"]:
             if not self.kd_terms:
                 raise ConfigError("kd.teacher is set but kd.terms is empty")
-            self.teacher, t_ckpt = load_model(kcfg["teacher"])
+            try:
+                self.teacher, t_ckpt = load_model(kcfg["teacher"])
+            except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                raise ConfigError(f"kd.teacher {kcfg['teacher']}: cannot load a model from it "
+                                  f"({type(exc).__name__}: {exc})") from None
             self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
@@ -191,6 +196,9 @@ class Trainer:
             scfg.setdefault("mode", "min")  # plateau on EER
         self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.epoch_sums: dict[str, float] = {}  # the epoch's summed loss parts so far (kept across a resume)
+        self.epoch_steps = 0
+        self.nonfinite = 0  # batches skipped for a non-finite loss
         self.best: float = math.inf if self.task == "sv" else -math.inf
         self.history: list[dict] = []
         self.log = self._logger()
@@ -253,7 +261,8 @@ class Trainer:
         """The batches of ``epoch``: a permutation drawn from ``(seed, epoch)``, full batches only."""
         bs = int(self.cfg["data"]["batch_size"])
         if len(self.train_set) < bs:
-            raise ValueError(f"training set has {len(self.train_set)} utterances, fewer than batch_size {bs}")
+            raise ConfigError(f"data.batch_size {bs} is larger than the training set "
+                              f"({len(self.train_set)} utterances in {self.data_dirs['train_dir']})")
         perm = np.random.default_rng([self.seed, epoch, 7]).permutation(len(self.train_set)).tolist()
         batches = [perm[i:i + bs] for i in range(0, len(perm) - bs + 1, bs)]
         cap = self.cfg["train"]["steps_per_epoch"]
@@ -300,6 +309,7 @@ class Trainer:
                 "kd_terms": self.kd_terms.state_dict(),
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                 "best": self.best, "history": self.history,
+                "epoch_sums": dict(self.epoch_sums), "epoch_steps": self.epoch_steps, "nonfinite": self.nonfinite,
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
             }
         save_atomic(ckpt, self.ckpt_dir / name)
@@ -308,8 +318,21 @@ class Trainer:
         path = self.ckpt_dir / "last.pt"
         if not path.exists():
             return False
-        ckpt = load_checkpoint(path)
-        state = ckpt["trainer"]
+        try:
+            ckpt = load_checkpoint(path)
+            state = ckpt["trainer"]
+        except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise TrainingError(f"{path}: cannot resume from it ({type(exc).__name__}: {exc}); it is damaged "
+                                f"(a full disk?): remove {self.out_dir} to train from scratch") from None
+        changed = config_changes(ckpt.get("config") or {}, self.cfg)
+        if self.cfg["scheduler"].get("name") != "cosine":  # more epochs continue a run, unless its LR schedule spans them
+            old_epochs = (ckpt.get("config") or {}).get("train", {}).get("max_epochs")
+            if isinstance(old_epochs, int) and self.cfg["train"]["max_epochs"] > old_epochs:
+                changed = [c for c in changed if not c.startswith("train.max_epochs:")]
+        if changed:
+            raise TrainingError(f"{self.out_dir} was started with another config; resuming would mix two "
+                                f"experiments: {'; '.join(changed)}. Use another --out_dir (or remove this one) "
+                                f"for the new settings")
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler and state["scheduler"]:
@@ -319,6 +342,8 @@ class Trainer:
             self.head.load_state_dict(ckpt["head"]["state_dict"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
+        self.epoch_sums, self.epoch_steps = dict(state.get("epoch_sums", {})), int(state.get("epoch_steps", 0))
+        self.nonfinite = int(state.get("nonfinite", 0))
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -398,6 +423,30 @@ class Trainer:
         self.kd_seconds += time.perf_counter() - start
         return total, parts
 
+    def _buffers(self) -> list[torch.Tensor]:
+        return list(self.model.buffers()) + list(self.kd_terms.buffers())
+
+    def _skip_nonfinite(self, loss: torch.Tensor, indices: list[int]) -> bool:
+        """True (the batch is skipped: no update) when the loss is NaN or Inf on any rank; after more than
+        ``train.max_nonfinite`` such batches the run stops with an error naming the last one's utterances."""
+        bad = float(not torch.isfinite(loss.detach()).item())
+        if self.dist.active:
+            bad = distributed.all_sum([bad], self.dist)[0]
+        if not bad:
+            return False
+        self.nonfinite += 1
+        keys = self.train_set.data.utt_ids if hasattr(self.train_set, "data") else None
+        utts = ", ".join(keys[i] for i in indices) if keys is not None else str(indices)
+        self.log.warning("epoch %d step %d: non-finite loss, batch skipped (%d so far; utterances: %s)",
+                         self.epoch + 1, self.step_in_epoch + 1, self.nonfinite, utts)
+        limit = int(self.cfg["train"]["max_nonfinite"])
+        if self.nonfinite > limit:
+            raise TrainingError(f"{self.nonfinite} batches with a non-finite loss (train.max_nonfinite {limit}), "
+                                f"the last with utterances {utts}: the run diverged (learning rate too high?) "
+                                f"or the data holds NaN/Inf samples")
+        self.optimizer.zero_grad(set_to_none=True)
+        return True
+
     # -- validation -------------------------------------------------------------
     @torch.no_grad()
     def validate_sv(self) -> float:
@@ -450,9 +499,10 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         tcfg = self.cfg["train"]
+        resumed = resume and self.resume()  # refuses a changed config before config.yaml is touched
         if self.dist.main:
             (self.out_dir / "config.yaml").write_text(dump(self.cfg))
-        if not (resume and self.resume()):
+        if not resumed:
             self.log.info("training %s (%s, %d parameters) in %s on %s%s", self.role, self.cfg["model"]["name"],
                           count_parameters(self.model), self.out_dir, self.dist.device,
                           f" x {self.dist.world} processes" if self.dist.active else "")
@@ -468,11 +518,19 @@ class Trainer:
                                 generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
             bar = tqdm(loader, total=len(batches), initial=self.step_in_epoch, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False) if self.dist.main else loader
-            sums: dict[str, float] = {}
-            steps_run = 0
+            sums, steps_run = self.epoch_sums, self.epoch_steps  # a resumed epoch continues its means
             kd_seconds0, epoch_start = self.kd_seconds, time.time()
-            for batch in bar:
+            for indices, batch in zip(batches[self.step_in_epoch:], bar):
+                # BatchNorm statistics: a batch skipped for a non-finite loss must not change them either
+                buffers = [b.detach().clone() for b in self._buffers()]
                 loss, parts = self.compute_loss(*(x.to(self.dist.device) for x in batch))
+                if self._skip_nonfinite(loss, indices):
+                    with torch.no_grad():
+                        for b, saved in zip(self._buffers(), buffers):
+                            b.copy_(saved)
+                    self.step_in_epoch += 1
+                    self.global_step += 1
+                    continue
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 distributed.average_gradients(self.kd_terms.parameters(), self.dist)
@@ -490,6 +548,7 @@ class Trainer:
                 self.step_in_epoch += 1
                 self.global_step += 1
                 steps_run += 1
+                self.epoch_steps = steps_run
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 if self.dist.main:
@@ -529,6 +588,7 @@ class Trainer:
                 writer.add_scalar(f"epoch/{k}", v / n, self.global_step)
             self.epoch += 1
             self.step_in_epoch = 0
+            self.epoch_sums, self.epoch_steps = {}, 0
             if sv:
                 improved = metric < self.best  # NaN (a diverged model) is never best
                 kd = f", KD {record['kd_seconds']:.0f} s of {record['seconds']:.0f} s" if "kd_seconds" in record else ""
@@ -544,6 +604,9 @@ class Trainer:
             self.save("last.pt", with_trainer=True)
         writer.close()
         distributed.barrier(self.dist)
+        if not (self.ckpt_dir / "best.pt").exists():
+            raise TrainingError(f"{self.out_dir}: no epoch reached a finite validation score (the model diverged?), "
+                                f"so there is no best.pt; see {self.out_dir / 'train.log'}")
         info = {**{k: v for k, v in self._describe().items() if k != "config"},
                 self._best_key: self.best, "epochs": self.epoch, "steps": self.global_step,
                 "teacher": self.cfg["kd"]["teacher"], "command": _command(), **self.data_dirs,
@@ -554,6 +617,28 @@ class Trainer:
             tmp.write_text(json.dumps(info, indent=2))
             tmp.replace(self.out_dir / "model_info.json")
         return info
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot continue or did not produce a model: diverged, damaged or mismatched checkpoint."""
+
+
+# Settings that may change between a run and its resumption: they do not change the result.
+RESUMABLE = {"train.num_threads", "train.log_every_steps", "train.save_every_steps", "train.num_audio_examples",
+             "train.device", "data.num_workers"}
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"key: old -> new"`` for each setting that differs (outside ``RESUMABLE``)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        where = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, where + ".")
+        elif a != b and where not in RESUMABLE:
+            out.append(f"{where}: {a!r} -> {b!r}")
+    return out
 
 
 def _command() -> str:
