@@ -358,3 +358,9 @@ def test_recipe_never_reuses_stale_results(tmp_path):
     assert rescored.returncode == 0, rescored.stdout[-3000:] + rescored.stderr[-3000:]
     assert rescored.stdout.count("made from other inputs (another model or options) than now: redoing it") == 3
     assert "already trained" in rescored.stdout and "student on test: already enhanced" in rescored.stdout
+
+
+@pytest.mark.parametrize("tool", ["check_data", "train", "enhance", "score", "extract_embeddings"])
+def test_help_of_tools_reading_data_dirs_states_the_pipe_convention(tool):
+    proc = subprocess.run([sys.executable, "-m", f"sekd.bin.{tool}", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "'<command> |' is run in a shell" in " ".join(proc.stdout.split())

@@ -8,6 +8,8 @@ clean reference must be as long as the input. Errors name the scp file and line.
 """
 from __future__ import annotations
 
+from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
+
 import argparse
 import sys
 
@@ -15,7 +17,8 @@ from sekd.data import DataDir, DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=PIPE_NOTE)
     parser.add_argument("data_dirs", nargs="+")
     parser.add_argument("--sample_rate", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=None)

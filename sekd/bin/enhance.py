@@ -26,6 +26,8 @@ nothing but such an output; anything else is refused, as is a second run into th
 """
 from __future__ import annotations
 
+from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
+
 import argparse
 import sys
 import time
@@ -117,7 +119,8 @@ def _recipe_mode(enhancer: Enhancer, data_dir: str, out_dir: Path, args: argpars
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=PIPE_NOTE)
     parser.add_argument("--checkpoint", "-m", required=True, help="checkpoint (.pt) or packed model (.zip)")
     parser.add_argument("--data_dir", help="recipe mode: a Kaldi data dir (reads wav.scp)")
     parser.add_argument("--out_dir", "-o", default=None,

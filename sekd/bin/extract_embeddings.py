@@ -12,6 +12,8 @@ extraction is complete) and ``<out_dir>/rtf`` (compute time / audio duration).
 """
 from __future__ import annotations
 
+from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
+
 import argparse
 import os
 import sys
@@ -20,7 +22,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=PIPE_NOTE)
     parser.add_argument("--checkpoint", required=True, help="a sekd checkpoint of a speaker-verification model")
     parser.add_argument("--data_dir", required=True, help="Kaldi-style data dir (wav.scp)")
     parser.add_argument("--out_dir", required=True)

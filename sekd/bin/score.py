@@ -31,6 +31,8 @@ as a number.
 """
 from __future__ import annotations
 
+from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
+
 import argparse
 import json
 import math
@@ -171,7 +173,8 @@ def summarize(per_utt: dict[str, dict[str, float]], metrics: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=PIPE_NOTE)
     parser.add_argument("--ref_scp", required=True, help="clean references (spk1.scp)")
     parser.add_argument("--est_scp", required=True, help="signals to score (enhanced wav.scp, or noisy wav.scp)")
     parser.add_argument("--out_dir", required=True)

@@ -12,11 +12,13 @@ import argparse
 import sys
 
 from sekd.data import DataError
+from sekd.data.kaldi_dir import PIPE_NOTE
 from sekd.train.config import ConfigError, build_config
 
 
 def get_parser(description: str = __doc__) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=PIPE_NOTE)
     parser.add_argument("--config", action="append", required=True,
                         help="YAML config; repeat to layer several (later files win)")
     parser.add_argument("--train_dir", required=True, help="Kaldi-style training data dir")

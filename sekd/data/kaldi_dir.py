@@ -15,6 +15,10 @@ import numpy as np
 from sekd.data.audio import audio_info, is_plain_path, load_audio
 from sekd.data.errors import DataError
 
+# What every tool that reads data dirs says in its --help (the Kaldi convention, a security matter).
+PIPE_NOTE = ("Data lists: a wav.scp (or spk1.scp) entry of the form '<command> |' is run in a shell and its "
+             "output read as audio, as in Kaldi; read only data dirs you trust.")
+
 
 @dataclass(frozen=True)
 class Entry:
