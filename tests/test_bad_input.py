@@ -364,3 +364,21 @@ def test_recipe_never_reuses_stale_results(tmp_path):
 def test_help_of_tools_reading_data_dirs_states_the_pipe_convention(tool):
     proc = subprocess.run([sys.executable, "-m", f"sekd.bin.{tool}", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "'<command> |' is run in a shell" in " ".join(proc.stdout.split())
+
+
+def test_check_data_refuses_mixed_channel_counts_and_empty_audio(tmp_path):
+    """Issue 20 item 15: a stereo utterance in a mono set, or an empty one, fails stage 2 (naming it)."""
+    from sekd.bin.check_data import main as check_main
+
+    data = make_data_dir(tmp_path / "d", 3, 0.25)
+    assert check_main([str(data)]) == 0
+    wavs = sorted((data / "wav").glob("*_noisy.wav"))
+    x, rate = sf.read(wavs[1])
+    sf.write(wavs[1], np.stack([x, x], axis=1), rate)
+    proc = subprocess.run([sys.executable, "-m", "sekd.bin.check_data", str(data)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "wav.scp:2" in proc.stderr and "2 channel(s), but the first input" in proc.stderr
+    sf.write(wavs[1], x, rate)
+    for kind in ("noisy", "clean"):
+        sf.write(wavs[2].with_name(wavs[2].name.replace("noisy", kind)), np.zeros(0), rate)
+    proc = subprocess.run([sys.executable, "-m", "sekd.bin.check_data", str(data)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "wav.scp:3" in proc.stderr and "empty audio, 0 samples" in proc.stderr

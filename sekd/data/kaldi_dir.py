@@ -114,7 +114,9 @@ class DataDir:
         return len(self.utt_ids)
 
     def check_audio(self, sample_rate: int, channels: int | None = None) -> None:
-        """Open every audio header: rate, channel count, readable, noisy/clean lengths equal."""
+        """Open every audio header: rate, channel count (``channels``, or else the same in every
+        input), readable, not empty, noisy/clean lengths equal."""
+        first: tuple[str, int] | None = None  # (where, channels) of the first input
         for key in self.utt_ids:
             noisy = self.wav[key]
             rate, chans, frames = entry_info(noisy, key)
@@ -123,6 +125,13 @@ class DataDir:
                                 f"({noisy.value})")
             if channels is not None and chans != channels:
                 raise DataError(noisy.where, f"utterance {key!r}: {chans} channels, expected {channels} ({noisy.value})")
+            if first is None:
+                first = (noisy.where, chans)
+            elif chans != first[1]:
+                raise DataError(noisy.where, f"utterance {key!r}: {chans} channel(s), but the first input "
+                                f"({first[0]}) has {first[1]}: a data dir holds one channel count ({noisy.value})")
+            if frames == 0:
+                raise DataError(noisy.where, f"utterance {key!r}: empty audio, 0 samples ({noisy.value})")
             if self.ref is None:
                 continue
             ref = self.ref[key]
