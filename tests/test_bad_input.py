@@ -382,3 +382,31 @@ def test_check_data_refuses_mixed_channel_counts_and_empty_audio(tmp_path):
         sf.write(wavs[2].with_name(wavs[2].name.replace("noisy", kind)), np.zeros(0), rate)
     proc = subprocess.run([sys.executable, "-m", "sekd.bin.check_data", str(data)], capture_output=True, text=True)
     assert proc.returncode == 1 and "wav.scp:3" in proc.stderr and "empty audio, 0 samples" in proc.stderr
+
+
+def test_teacher_of_another_sample_rate_is_refused(tmp_path):
+    """Issue 20 item 14: an 8 kHz teacher for a 16 kHz student and data."""
+    from test_kd_evidence import _checkpoint
+
+    from conftest import write_config
+
+    ckpt = _checkpoint(tmp_path)
+    saved = torch.load(ckpt, weights_only=False)
+    saved["config"] = {"data": {"sample_rate": 8000}}
+    torch.save(saved, ckpt)
+    train = make_data_dir(tmp_path / "train", 4, 0.5)
+    conf = write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    kd = tmp_path / "kd.yaml"
+    kd.write_text("kd:\n  terms: [{name: output}]\n")
+    proc = subprocess.run([sys.executable, "-m", "sekd.bin.distill", "--config", str(conf), "--kd_config", str(kd),
+                           "--teacher", str(ckpt), "--train_dir", str(train), "--valid_dir", str(train),
+                           "--out_dir", str(tmp_path / "exp"), "--train.num_threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "was trained at 8000 Hz, the student and its data are at 16000 Hz" in proc.stderr
+
+
+def test_stage_after_stop_stage_is_an_error(tmp_path):
+    proc = subprocess.run([str(ROOT / "egs" / "mini" / "run.sh"), "--stage", "7", "--stop_stage", "6",
+                           "--datadir", str(tmp_path / "d"), "--exp", str(tmp_path / "e")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "--stage 7 is after --stop_stage 6: no stage would run" in proc.stdout

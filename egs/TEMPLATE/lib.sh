@@ -14,6 +14,10 @@ launch=python                  # how training starts: one process, or torchrun w
 [ "${ngpu}" -gt 1 ] && launch="torchrun --standalone --nproc_per_node ${ngpu}"
 
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+if [ "${stage}" -gt "${stop_stage}" ]; then
+  log "error: --stage ${stage} is after --stop_stage ${stop_stage}: no stage would run"
+  exit 1
+fi
 
 # --conf_tag: the overlay configs of a system config (a smaller model, fewer steps), as --config options.
 tag_opts() {  # <config>

@@ -6,7 +6,6 @@ stdout is audio (read by kaldiio). Audio comes back as float32 ``[C, T]``.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -78,11 +77,17 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
 
 
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling along the last axis (``scipy.signal.resample_poly``; 22,050 -> 16,000 Hz
-    is up 320, down 441). Floating inputs keep their precision, others become float32."""
+    """Resampling along the last axis with soxr ("VHQ", as ``sekd.data.prep.convert`` and, in its
+    streaming form, ``sekd.infer.Enhancer``): the one resampler of every tool that reads audio at
+    another rate. Floating inputs keep their precision, others become float32. (The mini corpus's
+    speech synthesizer keeps its own polyphase filter, ``sekd.data.synth.tts``: changing it would
+    change every synthesized corpus.)"""
     if from_rate == to_rate:
         return x
-    from scipy.signal import resample_poly
+    import soxr
 
-    g = math.gcd(int(from_rate), int(to_rate))
-    return resample_poly(x, to_rate // g, from_rate // g, axis=-1).astype(np.result_type(x, np.float32))
+    x = np.asarray(x)
+    dtype = np.result_type(x, np.float32)
+    two_d = x.reshape(-1, x.shape[-1]).T.astype(np.float64)  # soxr: [frames, channels]
+    out = soxr.resample(np.ascontiguousarray(two_d), int(from_rate), int(to_rate), quality="VHQ")
+    return out.T.reshape(*x.shape[:-1], out.shape[0]).astype(dtype)

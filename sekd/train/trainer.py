@@ -163,6 +163,10 @@ class Trainer:
             except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
                 raise ConfigError(f"kd.teacher {kcfg['teacher']}: cannot load a model from it "
                                   f"({type(exc).__name__}: {exc})") from None
+            t_rate = ((t_ckpt.get("config") or {}).get("data") or {}).get("sample_rate")
+            if t_rate is not None and int(t_rate) != int(dcfg["sample_rate"]):
+                raise ConfigError(f"kd.teacher {kcfg['teacher']} was trained at {t_rate} Hz, the student and its "
+                                  f"data are at {dcfg['sample_rate']} Hz: a teacher hears the student's rate")
             self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)

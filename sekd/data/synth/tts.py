@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import math
 import re
 import shutil
 import struct
@@ -42,7 +43,6 @@ from typing import Sequence
 
 import numpy as np
 
-from sekd.data.audio import resample
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,17 @@ PITCH_RANGE_RANGE = (30, 80)  # espeakRANGE, 0-100 (0 = monotone)
 class EspeakError(RuntimeError):
     """eSpeak NG could not be loaded or refused a request."""
 
+
+
+def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """The synthesizer's resampler: polyphase (``scipy.signal.resample_poly``; 22,050 -> 16,000 Hz is
+    up 320, down 441). Part of the corpus definition: other tools use ``sekd.data.audio.resample``."""
+    if from_rate == to_rate:
+        return x
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(from_rate), int(to_rate))
+    return resample_poly(x, to_rate // g, from_rate // g, axis=-1).astype(np.result_type(x, np.float32))
 
 def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", name)
@@ -467,7 +478,7 @@ def synthesize(
     to about 50 ms at each end. Deterministic in its arguments (library backend)."""
     engine = engine or default_engine()
     wav = engine.synth(text, speaker.espeak_name, speaker.rate, speaker.pitch, speaker.pitch_range, seed)
-    wav = resample(wav, engine.sample_rate, sample_rate)
+    wav = resample(wav, engine.sample_rate, sample_rate)  # the generator's own filter (a corpus is defined by it)
     if trim:
         wav = trim_silence(wav, sample_rate)
     if wav.size == 0:
