@@ -259,7 +259,11 @@ class OnnxModel:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
+            raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         props = self.session.get_modelmeta().custom_metadata_map
         if "sekd" not in props:
             raise ValueError(f"{path}: not an sekd ONNX export (no 'sekd' metadata)")

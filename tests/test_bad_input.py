@@ -410,3 +410,21 @@ def test_stage_after_stop_stage_is_an_error(tmp_path):
                            "--datadir", str(tmp_path / "d"), "--exp", str(tmp_path / "e")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "--stage 7 is after --stop_stage 6: no stage would run" in proc.stdout
+
+
+def test_truncated_result_json_and_corrupt_onnx_are_named(tmp_path):
+    """Issue 20 item 17: the report and sekd-enhance name the damaged file instead of a traceback."""
+    d = tmp_path / "exp" / "noisy" / "scoring" / "test"
+    d.mkdir(parents=True)
+    (d / "result.json").write_text('{"num_utts": 4, "metr')
+    proc = subprocess.run([sys.executable, "-m", "sekd.bin.report", "--exp_dir", str(tmp_path / "exp"), "--no_plots"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "result.json: not readable JSON" in proc.stderr and "Traceback" not in proc.stderr
+    onnx = tmp_path / "student.onnx"
+    onnx.write_bytes(b"\x08\x07 not a model")
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.zeros(8000, dtype=np.float32), 16000)
+    proc = subprocess.run([sys.executable, "-m", "sekd.bin.enhance", "-m", str(onnx), str(wav), "-o",
+                           str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "student.onnx: not a readable ONNX model" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr

@@ -89,6 +89,18 @@ def train_minutes(system_dir: Path) -> float | None:
     return (stamps[-1] - stamps[0]).total_seconds() / 60 if len(stamps) > 1 else None
 
 
+class ReportError(ValueError):
+    """A file the report reads is damaged: the message names it."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not readable JSON ({exc}); rerun the step that wrote it "
+                          f"(remove the .done beside it)") from None
+
+
 def _train_minutes(system_dir: Path, info: dict) -> float | None:
     """Training wall time: ``model_info.json``'s ``train_seconds``, else the span of ``train.log``."""
     if info.get("train_seconds"):
@@ -98,9 +110,9 @@ def _train_minutes(system_dir: Path, info: dict) -> float | None:
 
 def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = None) -> dict:
     result = system_dir / "scoring" / test_set / "result.json"
-    summary = json.loads(result.read_text())
+    summary = _read_json(result)
     info_path = system_dir / "model_info.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {"role": "noisy"}
+    info = _read_json(info_path) if info_path.exists() else {"role": "noisy"}
     rtf_path = system_dir / "enhanced" / test_set / "rtf"
     if "num_trials" in summary:  # speaker verification: the embedding extraction's RTF
         rtf_path = system_dir / "embeddings" / re.sub(r"_asnorm$", "", test_set) / "rtf"
@@ -471,7 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     csv_rows = []
     sv_sets = se_sets = False
     for test_set in [s for s in args.sets.split(",") if s]:
-        rows = collect(exp_dir, test_set, args.profile_seconds)
+        try:
+            rows = collect(exp_dir, test_set, args.profile_seconds)
+        except ReportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         if not rows:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
