@@ -428,3 +428,33 @@ def test_truncated_result_json_and_corrupt_onnx_are_named(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.returncode != 0 and "student.onnx: not a readable ONNX model" in proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+class _Payload:
+    """An object a checkpoint should not need: unpickling it could run code."""
+
+
+def test_checkpoints_load_without_running_code_unless_trusted(tmp_path, monkeypatch):
+    """Issue 20 item 5: sekd's own checkpoints load with weights_only=True (resume state included);
+    one holding arbitrary objects is refused with a message, and loads only when trusted."""
+    from test_kd_evidence import _checkpoint
+
+    from sekd.train.checkpoint import TRUST_ENV, load_checkpoint, save_atomic
+
+    ckpt = _checkpoint(tmp_path)
+    state = torch.load(ckpt, weights_only=True)  # what sekd writes is plain
+    state["extra"] = {"numpy": np.float64(1.5), "array": np.arange(3)}  # made plain by save_atomic
+    save_atomic(state, ckpt)
+    assert load_checkpoint(ckpt)["extra"]["numpy"] == 1.5
+    evil = tmp_path / "evil.pt"
+    torch.save({**state, "payload": _Payload()}, evil)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(ValueError, match="loading it could run code stored in it.*--trust_checkpoint"):
+        load_checkpoint(evil)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.zeros(8000, dtype=np.float32), 16000)
+    proc = subprocess.run([sys.executable, "-m", "sekd.bin.enhance", "-m", str(evil), str(wav), "-o",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert proc.returncode != 0 and "could run code" in proc.stderr
+    monkeypatch.setenv(TRUST_ENV, "1")
+    assert isinstance(load_checkpoint(evil)["payload"], _Payload)

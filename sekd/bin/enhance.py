@@ -26,6 +26,8 @@ nothing but such an output; anything else is refused, as is a second run into th
 """
 from __future__ import annotations
 
+from sekd.train.checkpoint import add_trust_option, apply_trust_option
+
 from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
 
 import argparse
@@ -132,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="frame-by-frame inference with carried state (causal DCCRN and DPDCRN models)")
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("inputs", nargs="*", help="audio files, folders, or wav.scp files")
+    add_trust_option(parser)
     args = parser.parse_args(argv)
+    apply_trust_option(args)
     if bool(args.data_dir) == bool(args.inputs):
         parser.error("give either --data_dir or inputs")
     if args.data_dir and not args.out_dir:

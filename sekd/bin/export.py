@@ -26,6 +26,8 @@ example's (``--tolerance``, max abs difference) before they are written.
 """
 from __future__ import annotations
 
+from sekd.train.checkpoint import add_trust_option, apply_trust_option
+
 import argparse
 import json
 import sys
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the example input")
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    add_trust_option(parser)
     args = parser.parse_args(argv)
+    apply_trust_option(args)
     try:
         enhancer = Enhancer.from_path(args.checkpoint)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

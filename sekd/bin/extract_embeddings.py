@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_seconds", type=float, default=0.0, help="embed only the first seconds (0: whole)")
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    from sekd.train.checkpoint import add_trust_option, apply_trust_option
+
+    add_trust_option(parser)
     args = parser.parse_args(argv)
+    apply_trust_option(args)
 
     import torch
 

@@ -27,7 +27,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from sekd.train.checkpoint import build_from_checkpoint, load_checkpoint, save_atomic
+from sekd.train.checkpoint import (add_trust_option, apply_trust_option, build_from_checkpoint, load_checkpoint,
+                                   save_atomic)
 from sekd.train.config import dump
 
 # What a packed model carries of its training (meta.json "training"), from model_info.json.
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="error when the measured validation SI-SNR differs from the recorded one")
     parser.add_argument("--tolerance", type=float, default=0.05, help="dB, for --expect_valid")
     parser.add_argument("--num_threads", type=int, default=None)
+    add_trust_option(parser)
     args = parser.parse_args(argv)
+    apply_trust_option(args)
     src, out = Path(args.model), Path(args.out_dir)
     if out.exists():
         print(f"error: {out} exists; remove it to import {src} there", file=sys.stderr)

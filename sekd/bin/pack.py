@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from sekd.bin.import_model import training_record
-from sekd.train.checkpoint import load_checkpoint
+from sekd.train.checkpoint import add_trust_option, apply_trust_option, load_checkpoint
 from sekd.train.config import dump
 
 KEEP = ("model_name", "model_args", "state_dict", "config", "git_commit", "seed", "role", "num_params")
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="default: the system dir's name")
     parser.add_argument("--results", default=None, help="RESULTS.csv with the model's row")
     parser.add_argument("--no_profile", action="store_true", help="skip measuring MACs and RTF")
+    add_trust_option(parser)
     args = parser.parse_args(argv)
+    apply_trust_option(args)
     ckpt_path = Path(args.checkpoint)
     try:
         ckpt = load_checkpoint(ckpt_path)

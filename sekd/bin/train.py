@@ -31,11 +31,17 @@ def get_parser(description: str = __doc__) -> argparse.ArgumentParser:
     parser.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--dry_run", action="store_true", help="build the model and data, then exit")
     parser.add_argument("--progress", choices=["auto", "on", "off"], default="auto", help="tqdm progress bar")
+    from sekd.train.checkpoint import add_trust_option
+
+    add_trust_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace, overrides: list[str], extra_files: list[str] | None = None,
         kd_overrides: dict | None = None) -> int:
+    from sekd.train.checkpoint import apply_trust_option
+
+    apply_trust_option(args)
     try:
         cfg = build_config(list(args.config) + (extra_files or []), overrides)
         if kd_overrides:

@@ -314,7 +314,7 @@ class Trainer:
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                 "best": self.best, "history": self.history,
                 "epoch_sums": dict(self.epoch_sums), "epoch_steps": self.epoch_steps, "nonfinite": self.nonfinite,
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()},
             }
         save_atomic(ckpt, self.ckpt_dir / name)
 
@@ -349,7 +349,7 @@ class Trainer:
         self.epoch_sums, self.epoch_steps = dict(state.get("epoch_sums", {})), int(state.get("epoch_steps", 0))
         self.nonfinite = int(state.get("nonfinite", 0))
         torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        np.random.set_state(_numpy_state(state["rng"]["numpy"]))
         random.setstate(state["rng"]["python"])
         self.log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
         return True
@@ -643,6 +643,19 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b and where not in RESUMABLE:
             out.append(f"{where}: {a!r} -> {b!r}")
     return out
+
+
+def _numpy_state(saved: dict | tuple | None = None):
+    """numpy's global RNG state as plain values and a tensor (what ``weights_only`` loading reads),
+    or, given such a dict (or an old checkpoint's tuple), the tuple ``np.random.set_state`` takes."""
+    if saved is None:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                "has_gauss": int(has_gauss), "cached": float(cached)}
+    if isinstance(saved, dict):
+        return (saved["name"], np.asarray(saved["keys"], dtype=np.int64).astype(np.uint32), saved["pos"],
+                saved["has_gauss"], saved["cached"])
+    return saved
 
 
 def _command() -> str:
