@@ -233,6 +233,8 @@ class Enhancer:
                 if written < total:  # the resampler's last few samples: pad to the input's length
                     out.write(np.zeros(total - written, dtype=np.float32))
             os.replace(tmp, dst)
+        except sf.LibsndfileError as exc:  # libsndfile says only "System error." for a full disk
+            raise OSError(f"{dst}: could not be written ({exc}); is the disk full?") from None
         finally:
             if tmp.exists():
                 tmp.unlink()

@@ -458,3 +458,29 @@ def test_checkpoints_load_without_running_code_unless_trusted(tmp_path, monkeypa
     assert proc.returncode != 0 and "could run code" in proc.stderr
     monkeypatch.setenv(TRUST_ENV, "1")
     assert isinstance(load_checkpoint(evil)["payload"], _Payload)
+
+
+def test_full_disk_is_named_and_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+    """Issue 20 item 18: a write that fails for lack of space says so and leaves no temporary file."""
+    import errno
+
+    from sekd.data.audio import write_wav
+    from sekd.train import checkpoint
+
+    def full(obj, f, *args, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    with pytest.raises(OSError, match="last.pt: could not be written .*is the disk full"):
+        checkpoint.save_atomic({"a": 1}, tmp_path / "last.pt")
+    assert list(tmp_path.iterdir()) == []
+    import soundfile
+
+    def no_space(*args, **kwargs):
+        raise soundfile.LibsndfileError(2, "System error.")
+
+    monkeypatch.setattr(soundfile, "write", no_space)
+    with pytest.raises(OSError, match="out.wav: could not be written .*is the disk full"):
+        write_wav(tmp_path / "out.wav", np.zeros(160, dtype=np.float32), 16000)

@@ -73,7 +73,10 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
     if samples.ndim == 2:
         samples = samples.T
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(samples, -1.0, 1.0 - 1.0 / 32768), rate, subtype="PCM_16")
+    try:
+        sf.write(str(path), np.clip(samples, -1.0, 1.0 - 1.0 / 32768), rate, subtype="PCM_16")
+    except (OSError, RuntimeError) as exc:  # libsndfile says only "System error." for a full disk
+        raise OSError(f"{path}: could not be written ({exc}); is the disk full?") from None
 
 
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

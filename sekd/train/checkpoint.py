@@ -47,9 +47,13 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(plain(obj), tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    try:
+        torch.save(plain(obj), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as exc:  # a full disk: no partial file left behind
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: could not be written ({exc}); is the disk full?") from None
     os.replace(tmp, path)
 
 
