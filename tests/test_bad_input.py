@@ -484,3 +484,19 @@ def test_full_disk_is_named_and_leaves_no_partial_checkpoint(tmp_path, monkeypat
     monkeypatch.setattr(soundfile, "write", no_space)
     with pytest.raises(OSError, match="out.wav: could not be written .*is the disk full"):
         write_wav(tmp_path / "out.wav", np.zeros(160, dtype=np.float32), 16000)
+
+
+def test_report_flags_a_system_scored_on_fewer_utterances(tmp_path):
+    """Issue 20 item 12: rows computed on different utterance sets are flagged."""
+    from sekd.bin.report import main as report_main
+
+    for name, n, missing in (("noisy", 4, 0), ("teacher", 3, 1)):
+        d = tmp_path / "exp" / name / "scoring" / "test"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"num_utts": n, "num_missing": missing,
+                                                   "metrics": {"sisdr": {"mean": 1.0, "failed": 0}}}))
+    (tmp_path / "exp" / "teacher" / "model_info.json").write_text(json.dumps({"role": "teacher"}))
+    assert report_main(["--exp_dir", str(tmp_path / "exp"), "--no_plots"]) == 0
+    md = (tmp_path / "exp" / "RESULTS.md").read_text()
+    assert "**Warning**: teacher was scored on 3 of 4 utterances (1 missing)" in md
+    assert "noisy was scored" not in md

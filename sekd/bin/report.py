@@ -141,6 +141,7 @@ def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = 
         "scoring": system_dir / "scoring" / test_set,
         "train_min": _train_minutes(system_dir, info),
         "num_utts": summary.get("num_utts", summary.get("num_trials")),
+        "num_missing": summary.get("num_missing", 0),
         "unit": "trials" if "num_trials" in summary else "utterances",
         "metrics": {k: v["mean"] for k, v in summary["metrics"].items()},
         "failed": {k: v["failed"] for k, v in summary["metrics"].items()},
@@ -371,6 +372,17 @@ def kd_table(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def coverage_lines(rows: list[dict]) -> list[str]:
+    """A warning for each system scored on other utterances than the set's (a partial estimate list
+    scored with --allow_missing, or a scoring of another version of the set): its means are not
+    comparable with the other rows'."""
+    full = max(r["num_utts"] or 0 for r in rows)
+    odd = [r for r in rows if (r["num_utts"] or 0) != full or r.get("num_missing")]
+    return [f"**Warning**: {r['system']} was scored on {r['num_utts']} of {full} {r['unit']}"
+            + (f" ({r['num_missing']} missing)" if r.get("num_missing") else "")
+            + ": its row is not comparable with the others." for r in odd] + ([""] if odd else [])
+
+
 def weight_lines(exp_dir: Path) -> list[str]:
     """The KD weight scales chosen on validation (``enh.sh --kd_weight_scales``: ``exp/sweep/*.json``)."""
     lines = []
@@ -492,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
         lines += [f"## {test_set} ({rows[0]['num_utts']} {rows[0]['unit']})", ""] + table(rows, args.primary_metric) + [""]
+        lines += coverage_lines(rows)
         reasons = {m: why for r in rows for m, why in r.get("unavailable", {}).items()}
         lines += [f"{DISPLAY.get(m, m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
         lines += kd_table(rows) + teacher_lines(rows) + weight_lines(exp_dir)
