@@ -8,12 +8,11 @@ clean reference must be as long as the input. Errors name the scp file and line.
 """
 from __future__ import annotations
 
-from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
-
 import argparse
 import sys
 
 from sekd.data import DataDir, DataError
+from sekd.data.kaldi_dir import PIPE_NOTE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,10 +26,6 @@ nothing but such an output; anything else is refused, as is a second run into th
 """
 from __future__ import annotations
 
-from sekd.train.checkpoint import add_trust_option, apply_trust_option
-
-from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
-
 import argparse
 import sys
 import time
@@ -43,6 +39,8 @@ from sekd.data.audio import check_finite, is_plain_path, write_wav
 from sekd.data.kaldi_dir import read_entry
 from sekd.infer import Enhancer
 from sekd.output_dir import OutputDir
+from sekd.train.checkpoint import add_trust_option, apply_trust_option
+from sekd.data.kaldi_dir import PIPE_NOTE
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 OUTPUT_FILES = ("wav/*.wav", "wav.scp", "rtf")  # what a recipe-mode output dir holds

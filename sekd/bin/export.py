@@ -26,8 +26,6 @@ example's (``--tolerance``, max abs difference) before they are written.
 """
 from __future__ import annotations
 
-from sekd.train.checkpoint import add_trust_option, apply_trust_option
-
 import argparse
 import json
 import sys
@@ -37,6 +35,7 @@ from pathlib import Path
 import torch
 
 from sekd.infer import Enhancer
+from sekd.train.checkpoint import add_trust_option, apply_trust_option
 
 
 def trace(enhancer: Enhancer, seconds: float) -> torch.jit.ScriptModule:

@@ -12,13 +12,13 @@ extraction is complete) and ``<out_dir>/rtf`` (compute time / audio duration).
 """
 from __future__ import annotations
 
-from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
-
 import argparse
 import os
 import sys
 import time
 from pathlib import Path
+
+from sekd.data.kaldi_dir import PIPE_NOTE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,6 @@ as a number.
 """
 from __future__ import annotations
 
-from sekd.data.kaldi_dir import PIPE_NOTE  # the --help note on pipes
-
 import argparse
 import json
 import math
@@ -49,6 +47,7 @@ from sekd.data.audio import check_finite
 from sekd.data.kaldi_dir import Entry, read_entry
 from sekd.metrics import DISPLAY, METRICS
 from sekd.output_dir import OutputDir
+from sekd.data.kaldi_dir import PIPE_NOTE
 
 # Metrics computed together, by one call per utterance: name -> (members, function).
 def _composite(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
