@@ -20,6 +20,9 @@ ENTRYPOINTS = {
     "sekd-download": "sekd.bin.download:main",
     "sekd-extract-embeddings": "sekd.bin.extract_embeddings:main",
     "sekd-simulate-mini-spk": "sekd.bin.simulate_mini_spk:main",
+    "sekd-evaluate": "sekd.bin.evaluate:main",
+    "sekd-import-model": "sekd.bin.import_model:main",
+    "sekd-choose-weight": "sekd.bin.choose_weight:main",
 }
 
 setup(

@@ -51,7 +51,9 @@ def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
     if str(conf) not in _COST_CACHE:
         from sekd.train.config import yaml_load
 
-        cfg = yaml_load(conf.read_text())
+        cfg = yaml_load(conf.read_text()) or {}
+        if not (cfg.get("model") or {}).get("name"):
+            return None
         key = {"model": cfg["model"], "seconds": seconds}
         cache = system_dir / "costs.json"
         try:
