@@ -2,9 +2,11 @@
 # shellcheck disable=SC2154  # the options are set by the sourcing driver
 # What the stage drivers enh.sh and sv.sh share, sourced after their options are parsed:
 # job commands and GPU launch, --conf_tag overlays, the plan of systems (sekd.bin.plan),
-# train_system (skips a system with a .done marker, resumes a killed run), step (one enhance/
-# embed/score job of a system, skipped when done), stages 0 (download)
-# and 1 (data), run when sourced, and training_stages (3 teacher, 4 student, 5 distill).
+# inputs_key (what a step was computed from, kept in its .done), train_system (skips a system
+# trained from the same inputs, refuses one trained from others unless --force, resumes a killed
+# run), import_system (--teacher_model), step (one enhance/embed/score job of a system, redone
+# when its inputs changed), stages 0 (download) and 1 (data), run when sourced, --test_sets
+# auto, and training_stages (3 teacher, 4 student, 5 distill, with --kd_weight_scales).
 
 train_cmd=${train_cmd:-utils/run.pl}
 decode_cmd=${decode_cmd:-utils/run.pl}
