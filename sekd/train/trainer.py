@@ -93,6 +93,7 @@ class Trainer:
                  tensorboard_dir: str | None = None, role: str = "model", progress: bool | None = None) -> None:
         self.cfg, self.role = cfg, role
         self.data_dirs = {"train_dir": str(train_dir), "valid_dir": str(valid_dir)}
+        self.commit = git_commit()  # the code this process runs: read once, a long run may outlive a commit
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.tb_dir = Path(tensorboard_dir) if tensorboard_dir else self.out_dir.parent / "tensorboard" / self.out_dir.name
@@ -289,7 +290,7 @@ class Trainer:
             "model_name": self.cfg["model"]["name"],
             "model_args": self.cfg["model"]["args"],
             "config": self.cfg,
-            "git_commit": git_commit(),
+            "git_commit": self.commit,
             "seed": self.seed,
             "role": self.role,
             "num_params": count_parameters(self.model),
