@@ -320,3 +320,68 @@ def test_kd_step_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| output |"))
     assert row.endswith("x |") and float(row.split("|")[-2].strip().rstrip("x")) > 0
+
+
+# -- the shipped mini teacher ----------------------------------------------------
+MINI_TEACHER = ROOT / "egs" / "mini" / "pretrained" / "teacher.zip"
+
+
+def test_shipped_mini_teacher_loads_and_reproduces_its_validation_score(tmp_path):
+    """egs/mini/pretrained/teacher.zip is the model its metadata describes: it loads, its config is
+    the recipe's teacher config, and on the validation set that stage 1 synthesizes (same seed and
+    speakers; the training and test sets are not needed) it scores the SI-SNR recorded in training."""
+    import zipfile
+
+    from sekd.bin.import_model import main as import_main
+    from sekd.data.synth.mini_corpus import make_mini_corpus
+    from sekd.train.config import build_config
+
+    with zipfile.ZipFile(MINI_TEACHER) as z:
+        meta = json.loads(z.read("meta.json"))
+    training = meta["training"]
+    assert training["command"].startswith("python -m sekd.bin.train --config conf/teacher.yaml")
+    assert training["epochs"] == 30 and training["steps"] == 30 * 125 and training["git_commit"]
+    curve = [h["valid_sisnr"] for h in training["history"]]
+    assert max(curve) == pytest.approx(training["best_valid_sisnr"])
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "teacher.yaml"])
+    assert meta["model_name"] == cfg["model"]["name"]
+    # the recipe's stage 1 defaults (egs/mini/local/data.sh), validation set only
+    make_mini_corpus(tmp_path / "data", seed=0, num_train=0, num_valid=50, num_test=0, num_train_speakers=40,
+                     num_valid_speakers=5, num_test_speakers=10, snr_range=(-5.0, 15.0), nj=2)
+    out = tmp_path / "exp" / "teacher"
+    assert import_main(["--model", str(MINI_TEACHER), "--out_dir", str(out), "--valid_dir",
+                        str(tmp_path / "data" / "valid"), "--expect_valid", "--tolerance", "0.02"]) == 0
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["model_args"] == cfg["model"]["args"] and info["num_params"] == 541325
+
+
+def test_evaluate_puts_models_side_by_side_on_any_test_set(tmp_path):
+    """Issue 16 item 5: one command enhances and scores a test set with several models."""
+    import shutil
+
+    import soundfile as sf
+
+    from sekd.bin.evaluate import main as evaluate_main
+    from sekd.bin.pack import main as pack_main
+
+    ckpt = _checkpoint(tmp_path)
+    zip_path = tmp_path / "b.zip"
+    assert pack_main(["--checkpoint", str(ckpt), "--out", str(zip_path), "--no_profile"]) == 0
+    data = make_data_dir(tmp_path / "test", 3, 0.5)
+    out = tmp_path / "eval"
+    assert evaluate_main(["--model", f"a={ckpt}", "--model", str(zip_path), "--data_dir", str(data), "--out_dir",
+                          str(out), "--metrics", "sisdr", "--nj", "1", "--profile_seconds", "0.25"]) == 0
+    md = (out / "RESULTS.md").read_text()
+    assert "## test (3 utterances)" in md and "| noisy |" in md and "| a | model |" in md and "| b | model |" in md
+    # the same pairs as two folders paired by file name
+    noisy, clean = tmp_path / "noisy", tmp_path / "clean"
+    noisy.mkdir()
+    clean.mkdir()
+    for i, f in enumerate(sorted((data / "wav").glob("*_noisy.wav"))):
+        shutil.copy(f, noisy / f"u{i}.wav")
+        shutil.copy(str(f).replace("_noisy", "_clean"), clean / f"u{i}.wav")
+    out2 = tmp_path / "eval2"
+    assert evaluate_main(["--model", f"a={ckpt}", "--noisy_dir", str(noisy), "--clean_dir", str(clean),
+                          "--out_dir", str(out2), "--metrics", "sisdr", "--nj", "1", "--profile_seconds", "0.25"]) == 0
+    assert sf.info(str(out2 / "a" / "enhanced" / "noisy" / "wav" / "u0.wav")).frames == 8000
+    assert evaluate_main(["--model", "x=missing.pt", "--data_dir", str(data), "--out_dir", str(out2)]) == 2
