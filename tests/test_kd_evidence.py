@@ -254,7 +254,7 @@ def test_recipe_takes_a_pretrained_teacher(tmp_path):
     assert again.returncode == 0 and "already in place" in again.stdout
     other = run("--stage", "3", "--stop_stage", "3", "--teacher_model", f"teacher={ckpt}")
     assert other.returncode != 0 and "holds another model" in other.stdout
-    untrained = run("--stage", "3", "--stop_stage", "3")
+    untrained = run("--stage", "3", "--stop_stage", "3", "--teacher_model", "")  # train one here
     assert untrained.returncode != 0 and "holds a pretrained model" in untrained.stdout
     # a plain checkpoint works the same way
     exp2 = tmp_path / "exp2"
