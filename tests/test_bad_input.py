@@ -500,3 +500,16 @@ def test_report_flags_a_system_scored_on_fewer_utterances(tmp_path):
     md = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "**Warning**: teacher was scored on 3 of 4 utterances (1 missing)" in md
     assert "noisy was scored" not in md
+
+
+def test_one_resampler_everywhere():
+    """Issue 20 item 22: array resampling (sekd.load_pretrained()'s enhancer, DNSMOS, the ASR metric) is
+    soxr VHQ, as the data prep and the streaming file enhancer are."""
+    import soxr
+
+    from sekd.data.audio import resample
+
+    x = np.random.default_rng(0).standard_normal((2, 4800)).astype(np.float32)
+    want = soxr.resample(x.T.astype(np.float64), 48000, 16000, quality="VHQ").T
+    assert np.allclose(resample(x, 48000, 16000), want, atol=1e-6) and resample(x, 48000, 16000).dtype == np.float32
+    assert np.allclose(resample(x[0], 48000, 16000), want[0], atol=1e-6)
