@@ -203,3 +203,18 @@ def test_kd_grad_ratio_suggests_weights(tmp_path, tiny_data, monkeypatch, capsys
     ratio = float(out.split("gradient ratio at weight 1: ")[1].split(";")[0])
     suggested = float(out.split("weight for 0.1: ")[1].split()[0])
     assert ratio > 0 and suggested == pytest.approx(0.1 / ratio, rel=1e-2)
+
+
+def test_output_kd_is_sign_aware_like_the_task_loss():
+    """Plain SI-SNR scores an inverted teacher output as well as the output itself, which fights the
+    sign-aware task loss (a 10 % mini student's validation SI-SNR fell to 0.2-7 dB with it);
+    the term is sign-aware by default, ``sign_aware: false`` keeps the plain one."""
+    from sekd.distill import KDContext, build_kd_term
+
+    torch.manual_seed(0)
+    teacher = torch.randn(2, 4000)
+    inverted = KDContext(teacher, teacher, -teacher.clone(), teacher)
+    assert build_kd_term("output").forward(inverted).item() > 0  # no better than silence
+    assert build_kd_term("output", sign_aware=False).forward(inverted).item() < -50  # "perfect"
+    same = KDContext(teacher, teacher, teacher.clone(), teacher)
+    assert build_kd_term("output").forward(same).item() < -50
