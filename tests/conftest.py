@@ -13,6 +13,15 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 PYTHON = sys.executable
 
 
+def recipe_env() -> dict:
+    """The environment a recipe's run.sh needs in a test: this interpreter's venv first on PATH."""
+    import os
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
 def make_data_dir(path: Path, num_utts: int = 8, seconds: float = 1.0, rate: int = 16000, seed: int = 0,
                   channels: int = 1) -> Path:
     """A data dir of harmonic 'voiced' signals with a syllable-rate envelope, plus white noise at 0 dB."""

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import PYTHON, ROOT, TINY_MODEL, make_data_dir
+from conftest import PYTHON, ROOT, TINY_MODEL, make_data_dir, recipe_env
 from sekd.bin.enhance import OUTPUT_FILES as ENHANCE_FILES
 from sekd.bin.enhance import main as enhance_main
 from sekd.bin.score import main as score_main
@@ -319,7 +319,6 @@ def test_missing_or_truncated_teacher_is_named(tmp_path):
 def test_recipe_never_reuses_stale_results(tmp_path):
     """Issue 20 item 7: a rerun with other options does not silently reuse the old model (an error,
     or --force true retrains), and enhancement and scoring follow the model they were made from."""
-    import os
 
     from test_kd_evidence import _checkpoint
 
@@ -327,8 +326,7 @@ def test_recipe_never_reuses_stale_results(tmp_path):
 
     zip_path = tmp_path / "teacher.zip"
     assert pack_main(["--checkpoint", str(_checkpoint(tmp_path)), "--out", str(zip_path), "--no_profile"]) == 0
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = recipe_env()
     opts = "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 " \
            "--model.args.channels [4,8] --model.args.rnn_units 8"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, make_data_dir
+from conftest import ROOT, make_data_dir, recipe_env
 from sekd.metrics.paired import paired_bootstrap, paired_differences
 
 
@@ -223,15 +223,13 @@ def test_import_model_from_checkpoint_and_zip(tmp_path):
 def test_recipe_takes_a_pretrained_teacher(tmp_path):
     """enh.sh --teacher_model: stage 3 trains nothing; the KD student distils from the given model;
     another file under the same teacher name is refused, a trained teacher is not silently reused."""
-    import os
 
     from sekd.bin.pack import main as pack_main
 
     ckpt = _checkpoint(tmp_path)
     zip_path = tmp_path / "teacher.zip"
     assert pack_main(["--checkpoint", str(ckpt), "--out", str(zip_path), "--no_profile"]) == 0
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = recipe_env()
     data, exp = tmp_path / "data", tmp_path / "exp"
     common = ["--datadir", str(data), "--exp", str(exp),
               "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 "
@@ -282,14 +280,12 @@ def test_choose_weight_picks_the_best_validation_score(tmp_path):
 
 
 def test_recipe_weight_sweep_chooses_on_validation(tmp_path):
-    import os
 
     from sekd.bin.pack import main as pack_main
 
     zip_path = tmp_path / "teacher.zip"
     assert pack_main(["--checkpoint", str(_checkpoint(tmp_path)), "--out", str(zip_path), "--no_profile"]) == 0
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = recipe_env()
     exp = tmp_path / "exp"
     proc = subprocess.run(
         [str(ROOT / "egs" / "mini" / "run.sh"), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
