@@ -276,7 +276,7 @@ def test_l1_mrstft_loss_known_value():
 
     from sekd.train.losses import build_loss
 
-    loss = build_loss("l1_mrstft")
+    loss = build_loss("l1_mrstft", noise_weighted=False)
     ref = torch.tensor(np.random.default_rng(4).standard_normal((2, 16000)), dtype=torch.float32)
     assert loss(ref, ref).item() == pytest.approx(0.0, abs=1e-6)
     # Half the level: L1 = mean|r| / 2, SC = 0.5 and |log 0.5| at every resolution (loud signal, no floor).
@@ -286,3 +286,24 @@ def test_l1_mrstft_loss_known_value():
     est = (0.3 * ref).requires_grad_()
     loss(est, ref).backward()
     assert torch.isfinite(est.grad).all() and est.grad.abs().sum() > 0
+
+
+def test_l1_mrstft_noise_weighted_is_the_official_manner_loss_on_known_signals():
+    """MANNER's train.py: the loss of the speech estimate and of the noise estimate x - e against
+    x - r, mixed per item by a = sum r^2 / (sum r^2 + sum n^2)."""
+    import torch
+
+    from sekd.train.losses import build_loss
+
+    loss = build_loss("l1_mrstft")  # noise_weighted is the default, as the official training
+    ref = torch.tensor(np.random.default_rng(5).standard_normal((1, 16000)), dtype=torch.float32)
+    m = ref.abs().mean().item()
+    noisy = (ref + 3 * ref).unsqueeze(1)  # noise n = 3 r: a = 1 / (1 + 9) = 0.1
+    # est = r / 2: speech loss 0.5 m + 0.5 * 0.5 + 0.5 log 2; noise estimate 3.5 r against 3 r:
+    # L1 0.5 m, SC 0.5 / 3, LogMag log(3.5 / 3)
+    speech = 0.5 * m + 0.5 * 0.5 + 0.5 * np.log(2)
+    noise = 0.5 * m + 0.5 * (0.5 / 3) + 0.5 * np.log(3.5 / 3)
+    assert loss(0.5 * ref, ref, noisy).item() == pytest.approx(0.1 * speech + 0.9 * noise, rel=1e-4)
+    assert loss(ref, ref, noisy).item() == pytest.approx(0.0, abs=1e-5)  # a perfect estimate: both parts 0
+    with pytest.raises(ValueError, match="noisy input"):
+        loss(0.5 * ref, ref)

@@ -18,12 +18,15 @@ TINY = dict(channels=16, num_blocks=2)
 @pytest.mark.parametrize("name,expected", [
     ("dpdcrn_teacher", 3.22e6),  # official DPDCRN_Tea (128 ch, 4 blocks): 3,218,118 here
     ("dpdcrn_student", 0.60e6),  # official DPDCRN_Stu_M (64 ch, 1 block): 595,494 here
+    ("dpdcrn_student_causal", 0.60e6),  # its causal variant, for streaming
 ])
 def test_paper_sizes(name, expected):
     n = count_parameters(build_model("dpdcrn", **CONFIGS[name]))
     assert abs(n - expected) / expected < 0.03, (name, n)
-    # the causal stand-ins (per-frame norms, masked attention) add no parameters
-    assert count_parameters(build_model("dpdcrn", **CONFIGS[name], causal=False)) == n
+    # the presets are the official (non-causal) model, but for the streaming variant; the causal
+    # stand-ins (per-frame norms, masked attention) add no parameters
+    assert CONFIGS[name]["causal"] is name.endswith("_causal")
+    assert count_parameters(build_model("dpdcrn", **{**CONFIGS[name], "causal": not CONFIGS[name]["causal"]})) == n
 
 
 def test_registry_and_attributes():

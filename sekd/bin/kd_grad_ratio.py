@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for _ in range(args.warm_steps):
         noisy, clean = batch()
-        loss = task_loss(student(noisy), clean)
+        loss = task_loss(student(noisy), clean, noisy)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad(), FeatureTaps(teacher, term.teacher_taps()) as t_taps:
                 t_est = teacher(noisy)
             value = term(KDContext(noisy, clean, est, t_est, s_taps.features, t_taps.features))
-            ratios.append(grad_norm(value, params) / max(grad_norm(task_loss(est, clean), params), 1e-12))
+            ratios.append(grad_norm(value, params) / max(grad_norm(task_loss(est, clean, noisy), params), 1e-12))
         ratio = sum(ratios) / len(ratios)
         print(f"  {term_cfg['name']}: gradient ratio at weight 1: {ratio:.4g}; configured weight "
               f"{term_cfg.get('weight', 1.0)} -> {ratio * float(term_cfg.get('weight', 1.0)):.3g}; "

@@ -76,9 +76,12 @@ from sekd.models.stft import STFT
 # Paper-size configurations (constructor arguments of ``dpdcrn``).
 CONFIGS = {
     # official DPDCRN_Tea: DenseEncoder_Res(128), AIA_Transformer_Res(128, 128, num_layers=4)
-    "dpdcrn_teacher": dict(channels=128, num_blocks=4),
+    # (not causal, as the official model: utterance-level norms, unmasked time attention)
+    "dpdcrn_teacher": dict(channels=128, num_blocks=4, causal=False),
     # official DPDCRN_Stu_M: DenseEncoder_Res(64), AIA_Transformer_onelayer(64, 64)
-    "dpdcrn_student": dict(channels=64, num_blocks=1),
+    "dpdcrn_student": dict(channels=64, num_blocks=1, causal=False),
+    # the student's causal variant, for streaming (sekd.models.streaming): same parameters
+    "dpdcrn_student_causal": dict(channels=64, num_blocks=1, causal=True),
 }
 
 

@@ -1,4 +1,5 @@
-"""Task losses on waveforms ``[B, T]``."""
+"""Task losses on waveforms: ``loss(est [B, T], ref [B, T], noisy [B, C, T] = None) -> scalar``
+(the noisy input is used by losses on the noise estimate, e.g. MANNER's ``l1_mrstft``)."""
 from __future__ import annotations
 
 import torch
@@ -40,34 +41,41 @@ class SISNRLoss(torch.nn.Module):
         super().__init__()
         self.sign_aware = sign_aware
 
-    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def forward(self, est: torch.Tensor, ref: torch.Tensor, noisy: torch.Tensor | None = None) -> torch.Tensor:
         return -si_snr(est, ref, sign_aware=self.sign_aware).mean()
 
 
 class SNRLoss(torch.nn.Module):
     """Negative mean SNR (dB): fixes the output level as well as its polarity."""
 
-    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def forward(self, est: torch.Tensor, ref: torch.Tensor, noisy: torch.Tensor | None = None) -> torch.Tensor:
         return -snr(est, ref).mean()
 
 
 class L1MRSTFTLoss(torch.nn.Module):
     """MANNER's (and Demucs') objective: waveform L1 + multi-resolution STFT loss.
 
-    ``L = mean|e - r| + f_sc * mean_k SC_k + f_mag * mean_k LogMag_k`` over resolutions
-    ``k`` (FFT 1024/2048/512, hop 120/240/50, Hann window 600/1200/240, centred frames),
-    with ``SC = ||Y| - |E||_F / ||Y||_F`` per item and ``LogMag = mean |log|Y| - log|E||``
+    Per item ``b``: ``l(e, r) = mean|e - r| + f_sc * mean_k SC_k + f_mag * mean_k LogMag_k`` over
+    resolutions ``k`` (FFT 1024/2048/512, hop 120/240/50, Hann window 600/1200/240, centred
+    frames), with ``SC = ||Y| - |E||_F / ||Y||_F`` and ``LogMag = mean |log|Y| - log|E||``
     (magnitudes floored at ``sqrt(1e-7)``); ``f_sc = f_mag = 0.5`` as MANNER's config
     (``stft_sc_factor``, ``stft_mag_factor``). Level and polarity count.
+
+    ``noise_weighted`` (default true, as the official MANNER ``train.py``): the same loss on the
+    noise estimate ``x - e`` against the true noise ``x - r`` (``x``: the noisy input's first
+    channel), mixed per item by the clean share of the energy,
+    ``L = mean_b [a_b l(e, r) + (1 - a_b) l(x - e, x - r)]``, ``a_b = sum r^2 / (sum r^2 + sum (x - r)^2 + 2e-7)``
+    (``WeightedLoss`` of the official ``time_loss.py``). ``noise_weighted: false``: ``mean_b l(e, r)``.
     """
 
     def __init__(self, fft_sizes=(1024, 2048, 512), hop_sizes=(120, 240, 50), win_lengths=(600, 1200, 240),
-                 factor_sc: float = 0.5, factor_mag: float = 0.5) -> None:
+                 factor_sc: float = 0.5, factor_mag: float = 0.5, noise_weighted: bool = True) -> None:
         super().__init__()
         if not len(fft_sizes) == len(hop_sizes) == len(win_lengths):
             raise ValueError("fft_sizes, hop_sizes and win_lengths must have the same length")
         self.resolutions = list(zip(fft_sizes, hop_sizes, win_lengths))
         self.factor_sc, self.factor_mag = factor_sc, factor_mag
+        self.noise_weighted = noise_weighted
 
     @staticmethod
     def _mag(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
@@ -75,14 +83,26 @@ class L1MRSTFTLoss(torch.nn.Module):
         spec = torch.stft(x, n_fft, hop, win, window, return_complex=True)
         return (spec.real ** 2 + spec.imag ** 2).clamp_min(1e-7).sqrt()
 
-    def forward(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def per_item(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """``l(e, r)`` per item, ``[B, T] x [B, T] -> [B]``."""
         sc = mag = 0.0
         for n_fft, hop, win in self.resolutions:
             e, r = self._mag(est, n_fft, hop, win), self._mag(ref, n_fft, hop, win)
-            sc = sc + (torch.linalg.matrix_norm(r - e) / torch.linalg.matrix_norm(r)).mean()
-            mag = mag + (r.log() - e.log()).abs().mean()
+            sc = sc + torch.linalg.matrix_norm(r - e) / torch.linalg.matrix_norm(r)
+            mag = mag + (r.log() - e.log()).abs().mean((-2, -1))
         n = len(self.resolutions)
-        return (est - ref).abs().mean() + self.factor_sc * sc / n + self.factor_mag * mag / n
+        return (est - ref).abs().mean(-1) + self.factor_sc * sc / n + self.factor_mag * mag / n
+
+    def forward(self, est: torch.Tensor, ref: torch.Tensor, noisy: torch.Tensor | None = None) -> torch.Tensor:
+        speech = self.per_item(est, ref)
+        if not self.noise_weighted:
+            return speech.mean()
+        if noisy is None:
+            raise ValueError("l1_mrstft with noise_weighted needs the noisy input (or set noise_weighted: false)")
+        mix = noisy[:, 0] if noisy.dim() == 3 else noisy
+        noise_ref = mix - ref
+        a = ref.pow(2).sum(-1) / (ref.pow(2).sum(-1) + noise_ref.pow(2).sum(-1) + 2e-7)
+        return (a * speech + (1 - a) * self.per_item(mix - est, noise_ref)).mean()
 
 
 LOSSES = {"sisnr": SISNRLoss, "snr": SNRLoss, "l1_mrstft": L1MRSTFTLoss}

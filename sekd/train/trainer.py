@@ -66,9 +66,18 @@ def build_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: 
     return optimizers[name](params, lr=lr, weight_decay=weight_decay, **args)
 
 
-def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", **args):
+PER_STEP_SCHEDULERS = ("onecycle",)
+
+
+def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", steps_per_epoch: int = 1, **args):
     """LR schedule stepped once per epoch: ``plateau`` (on the validation metric: ``mode: max`` for
-    SI-SNR, ``min`` for EER), ``cosine``, ``step``, ``none``."""
+    SI-SNR, ``min`` for EER), ``cosine``, ``step``, ``none``; or once per optimizer step:
+    ``onecycle`` (``max_lr``, default the optimizer's ``lr``; ``pct_start`` 0.3; over
+    ``max_epochs * steps_per_epoch`` steps, as the official MANNER training's ``OneCycleLR``)."""
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=args.get("max_lr", optimizer.param_groups[0]["lr"]),
+            total_steps=max_epochs * steps_per_epoch, pct_start=args.get("pct_start", 0.3))
     if name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1))
@@ -78,7 +87,7 @@ def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", **args):
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1), gamma=args.get("gamma", 0.5))
     if name == "none":
         return None
-    raise KeyError(f"unknown scheduler {name!r}; known: plateau, cosine, step, none")
+    raise KeyError(f"unknown scheduler {name!r}; known: plateau, cosine, step, onecycle, none")
 
 
 class Trainer:
@@ -199,7 +208,9 @@ class Trainer:
         scfg = dict(cfg["scheduler"])
         if self.task == "sv":
             scfg.setdefault("mode", "min")  # plateau on EER
-        self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg)
+        self.per_step_scheduler = scfg.get("name") in PER_STEP_SCHEDULERS
+        self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg,
+                                         steps_per_epoch=len(self.epoch_batches(0)))
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, float] = {}  # the epoch's summed loss parts so far (kept across a resume)
         self.epoch_steps = 0
@@ -375,7 +386,7 @@ class Trainer:
         with FeatureTaps(self.model, self._student_taps()) as s_taps, \
                 torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
             est = self.net(noisy)
-        task = self.loss_fn(est.float(), clean)
+        task = self.loss_fn(est.float(), clean, noisy)
         parts = {"task": task.item()}
         if not self.kd_terms:
             return task, parts
@@ -546,6 +557,8 @@ class Trainer:
                     nn.utils.clip_grad_norm_(self.model.parameters(), float(tcfg["grad_clip"]))
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                if self.per_step_scheduler:
+                    self.scheduler.step()
                 if self.dist.active:  # what is logged: the mean over the ranks' shares of the batch
                     values = distributed.all_sum([loss.item(), *parts.values()], self.dist)
                     loss = torch.tensor(values[0] / self.dist.world)
@@ -574,7 +587,7 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(metric)
-            elif self.scheduler is not None:
+            elif self.scheduler is not None and not self.per_step_scheduler:
                 self.scheduler.step()
             sv = self.task == "sv"
             record = {"epoch": self.epoch + 1, "valid_eer" if sv else "valid_sisnr": metric, "lr": lr,
