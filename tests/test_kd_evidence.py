@@ -155,6 +155,15 @@ def test_plan_names_pretrained_teachers_and_ablation_baselines(tmp_path):
     assert bad.returncode == 2 and "teacher_nope, not a teacher of this recipe" in bad.stderr
     missing = _mini_plan("--teacher_models", "teacher=nope.zip")
     assert missing.returncode == 2 and "nope.zip: no such file" in missing.stderr
+    # a directory: each teacher with a <dir>/<system>.zip takes it (a named file wins), the others train
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    for name in ("teacher", "teacher_uformer", "teacher_unused"):
+        (shelf / f"{name}.zip").write_bytes(b"x")
+    rows = [r.split("\t") for r in _mini_plan("--kd_configs", "conf/kd/mtakd.yaml conf/kd/atkl.yaml conf/kd/mvat.yaml",
+                                               "--teacher_models", f"{shelf} teacher={model}").stdout.splitlines()]
+    by = {r[1]: r[7] for r in rows if r[0] == "teacher"}
+    assert by == {"teacher": str(model), "teacher_uformer": str(shelf / "teacher_uformer.zip"), "teacher_manner": "-"}
 
 
 # -- training without a teacher (the ablation) ---------------------------------
@@ -318,37 +327,50 @@ def test_kd_step_benchmark_runs(tmp_path):
     assert row.endswith("x |") and float(row.split("|")[-2].strip().rstrip("x")) > 0
 
 
-# -- the shipped mini teacher ----------------------------------------------------
-MINI_TEACHER = ROOT / "egs" / "mini" / "pretrained" / "teacher.zip"
+# -- the shipped mini teachers ---------------------------------------------------
+MINI_PRETRAINED = ROOT / "egs" / "mini" / "pretrained"
 
 
-def test_shipped_mini_teacher_loads_and_reproduces_its_validation_score(tmp_path):
-    """egs/mini/pretrained/teacher.zip is the model its metadata describes: it loads, its config is
-    the recipe's teacher config, and on the validation set that stage 1 synthesizes (same seed and
-    speakers; the training and test sets are not needed) it scores the SI-SNR recorded in training."""
+@pytest.fixture(scope="module")
+def mini_valid_set(tmp_path_factory):
+    """The validation set that egs/mini's stage 1 synthesizes (its defaults, egs/mini/local/data.sh)."""
+    from sekd.data.synth.mini_corpus import make_mini_corpus
+
+    root = tmp_path_factory.mktemp("mini_valid")
+    make_mini_corpus(root / "data", seed=0, num_train=0, num_valid=50, num_test=0, num_train_speakers=40,
+                     num_valid_speakers=5, num_test_speakers=10, snr_range=(-5.0, 15.0), nj=2)
+    return root / "data" / "valid"
+
+
+@pytest.mark.parametrize("zip_path", sorted(MINI_PRETRAINED.glob("*.zip")), ids=lambda p: p.stem)
+def test_shipped_mini_teacher_loads_and_reproduces_its_validation_score(zip_path, mini_valid_set, tmp_path):
+    """Each egs/mini/pretrained/<system>.zip is the model its metadata describes: it was trained by
+    the recipe from conf/<system>.yaml (command, budget, size), it loads, and on the validation set
+    that stage 1 synthesizes (same seed and speakers) it scores the SI-SNR recorded in training."""
     import zipfile
 
     from sekd.bin.import_model import main as import_main
-    from sekd.data.synth.mini_corpus import make_mini_corpus
+    from sekd.models import build_model, count_parameters
     from sekd.train.config import build_config
 
-    with zipfile.ZipFile(MINI_TEACHER) as z:
+    name = zip_path.stem
+    with zipfile.ZipFile(zip_path) as z:
         meta = json.loads(z.read("meta.json"))
     training = meta["training"]
-    assert training["command"].startswith("python -m sekd.bin.train --config conf/teacher.yaml")
-    assert training["epochs"] == 30 and training["steps"] == 30 * 125 and training["git_commit"]
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / f"{name}.yaml"])
+    assert training["command"].startswith(f"python -m sekd.bin.train --config conf/{name}.yaml")
+    epochs = cfg["train"]["max_epochs"]
+    assert training["epochs"] == epochs and training["steps"] == epochs * (1000 // cfg["data"]["batch_size"])
+    assert training["git_commit"] and (MINI_PRETRAINED / "README.md").read_text().count(f"`{name}.zip`")
     curve = [h["valid_sisnr"] for h in training["history"]]
-    assert max(curve) == pytest.approx(training["best_valid_sisnr"])
-    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "teacher.yaml"])
+    assert max(curve) == pytest.approx(training["best_valid_sisnr"]) and len(curve) == epochs
     assert meta["model_name"] == cfg["model"]["name"]
-    # the recipe's stage 1 defaults (egs/mini/local/data.sh), validation set only
-    make_mini_corpus(tmp_path / "data", seed=0, num_train=0, num_valid=50, num_test=0, num_train_speakers=40,
-                     num_valid_speakers=5, num_test_speakers=10, snr_range=(-5.0, 15.0), nj=2)
-    out = tmp_path / "exp" / "teacher"
-    assert import_main(["--model", str(MINI_TEACHER), "--out_dir", str(out), "--valid_dir",
-                        str(tmp_path / "data" / "valid"), "--expect_valid", "--tolerance", "0.02"]) == 0
+    out = tmp_path / "exp" / name
+    assert import_main(["--model", str(zip_path), "--out_dir", str(out), "--valid_dir", str(mini_valid_set),
+                        "--expect_valid", "--tolerance", "0.02"]) == 0
     info = json.loads((out / "model_info.json").read_text())
-    assert info["model_args"] == cfg["model"]["args"] and info["num_params"] == 541325
+    assert info["model_args"] == cfg["model"]["args"]
+    assert info["num_params"] == count_parameters(build_model(cfg["model"]["name"], **cfg["model"]["args"]))
 
 
 def test_evaluate_puts_models_side_by_side_on_any_test_set(tmp_path):

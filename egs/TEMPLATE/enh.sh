@@ -37,7 +37,8 @@ seeds=0                        # seeds of the students, e.g. "0,1,2" (the report
 train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
 teacher_opts=""                # ... for the teacher only
 teacher_model=""               # pretrained teacher(s) instead of training: a checkpoint or sekd-pack zip for the
-                               # default teacher, or "name=path ..." per teacher system (stage 3 trains none of them)
+                               # default teacher, "name=path ..." per teacher system (stage 3 trains none of them),
+                               # or a directory: each teacher with a <dir>/<system>.zip takes it, the others are trained
 student_opts=""                # ... for the students (baseline and KD)
 # The SE literature's set; DNSMOS needs sekd[dnsmos] (else reported unavailable); add
 # l3das23 (and wer) with --asr_model <wav2vec2 dir> for the L3DAS23 challenge metric.

@@ -37,7 +37,8 @@ seeds=0                        # seeds of the students, e.g. "0,1,2"
 train_opts=""                  # config overrides for every training run, e.g. "--train.max_epochs 2"
 teacher_opts=""                # ... for the teacher only
 teacher_model=""               # pretrained teacher(s) instead of training: a checkpoint or sekd-pack zip for the
-                               # default teacher, or "name=path ..." per teacher system (stage 3 trains none of them)
+                               # default teacher, "name=path ..." per teacher system (stage 3 trains none of them),
+                               # or a directory: each teacher with a <dir>/<system>.zip takes it, the others are trained
 student_opts=""                # ... for the students (baseline and KD)
 embed_opts=""                  # options of sekd.bin.extract_embeddings, e.g. "--max_seconds 20"
 score_norm="cosine"            # "cosine", or "cosine asnorm" (AS-norm against --cohort_set, averaged per speaker)

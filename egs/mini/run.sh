@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # egs/mini: the embedded default. A corpus synthesized on the fly (eSpeak NG speech,
 # synthetic noises), a converged DCCRN teacher (pretrained/teacher.zip, trained by this
-# recipe: pretrained/README.md), a DCCRN student of 10 % of its size trained without KD,
-# the same student with mtakd's teacher-free loss (its ablation), and the student distilled
+# recipe: pretrained/README.md; every teacher with a pretrained/<system>.zip is taken from
+# there), a DCCRN student of 10 % of its size trained without KD, the same student with mtakd's teacher-free loss (its ablation), and the student distilled
 # with multi-task adaptive KD (mtakd); scored and compared in exp/RESULTS.md with paired
 # confidence intervals. Runs on a laptop CPU in about 20 minutes.
 #   ./run.sh --teacher_model ""          train the teacher here instead (stage 3, ~70 min on 1 core)
@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 
 ./enh.sh \
   --teacher_config conf/teacher.yaml \
-  --teacher_model "teacher=pretrained/teacher.zip" \
+  --teacher_model pretrained \
   --student_config conf/student.yaml \
   --kd_configs "conf/kd/mtakd.yaml" \
   --train_set train --valid_set valid --test_sets test \

@@ -54,10 +54,20 @@ def ablation_system(student_config: str, ablation: str, seed: int | None = None)
     return system_name(f"{Path(student_config).stem}_ablation_{Path(ablation).stem}.yaml", seed)
 
 
+PRETRAINED_DIR = "<dir>"  # the key of a directory of pretrained teachers in parse_teacher_models' result
+
+
 def parse_teacher_models(spec: str, default_teacher: str) -> dict[str, str]:
-    """``"name=path name2=path2"`` (or one bare path: the default teacher's) -> {system: path}."""
+    """``"name=path name2=path2"`` (or one bare path: the default teacher's) -> {system: path}. A bare
+    directory (``pretrained/``) is kept under ``PRETRAINED_DIR``: each teacher that has a
+    ``<dir>/<teacher system>.zip`` takes it (``plan``), the others are trained."""
     models = {}
     for item in spec.split():
+        if "=" not in item and Path(item).is_dir():
+            if PRETRAINED_DIR in models:
+                raise ConfigError(f"--teacher_models: two directories ({models[PRETRAINED_DIR]}, {item})")
+            models[PRETRAINED_DIR] = item
+            continue
         name, sep, path = item.partition("=")
         if not sep:
             name, path = system_name(default_teacher), item
@@ -97,6 +107,11 @@ def plan(teacher_config: str, student_config: str, kd_configs: list[str], seeds:
         students.setdefault((student, ablation), None)
         kd_rows.append((kd, teacher, student, ablation))
     names = {system_name(t) for t in teachers}
+    folder = teacher_models.pop(PRETRAINED_DIR, None)
+    if folder:  # named files first, then <dir>/<system>.zip where there is one
+        for name in names:
+            if name not in teacher_models and (Path(folder) / f"{name}.zip").is_file():
+                teacher_models[name] = str(Path(folder) / f"{name}.zip")
     unknown = sorted(set(teacher_models) - names)
     if unknown:
         raise ConfigError(f"--teacher_models names {', '.join(unknown)}, not a teacher of this recipe "
@@ -144,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kd_configs", default="", help="space-separated KD configs, or 'all' (conf/kd/*.yaml)")
     parser.add_argument("--seeds", default="0", help="comma- or space-separated seeds of the students")
     parser.add_argument("--teacher_models", default="",
-                        help="pretrained teachers: 'name=path ...' or one path (the default teacher's)")
+                        help="pretrained teachers: 'name=path ...', one path (the default teacher's), or a directory "
+                             "(each teacher system with a <dir>/<system>.zip takes it, the others are trained)")
     parser.add_argument("--exp_dir", default="exp", help="where the systems go (the checkpoint paths of --json)")
     parser.add_argument("--json", default=None, help="also write the plan as JSON here (e.g. exp/plan.json)")
     args = parser.parse_args(argv)
