@@ -123,9 +123,14 @@ def test_mini_recipe_end_to_end(tmp_path):
             # two KD methods with different teachers (atkl names the Uformer one), two seeds of the students
             "--kd_configs", "conf/kd/output.yaml conf/kd/atkl.yaml", "--seeds", "0,1",
             # intrusive, composite, non-intrusive, and a metric with no ASR model here: "unavailable"
-            "--metrics", "pesq_wb,stoi,estoi,sisdr,csig,dnsmos_ovrl,l3das23"]
+            "--metrics", "pesq_wb,stoi,estoi,sisdr,csig,dnsmos_ovrl,l3das23",
+            "--ngpu", "1"]  # asks the job command for a GPU for training jobs only (the trainer falls back to CPU)
     proc = _run(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    logs = {p.name: p.read_text().splitlines()[2] for p in (exp / "student_kd_atkl").glob("log/*.log")}
+    assert logs["train.log"] == "# Resources: --gpu 1"
+    assert {"enhance_test.log", "score_test.log"} < set(logs) and all(
+        not line.startswith("# Resources") for name, line in logs.items() if name != "train.log"), logs
     results = (exp / "RESULTS.md").read_text()
     lines = results.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("| System"))

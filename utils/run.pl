@@ -16,8 +16,8 @@
 #   --max-jobs-run N   run at most N jobs at once (default: all at once)
 #   --gpu N, --mem X, --num-threads N, --config F, -tc N
 #                      accepted so that cmd.sh can pass them (queue.pl/slurm.pl
-#                      options); --num-threads is only recorded in the log, -tc is
-#                      a synonym of --max-jobs-run
+#                      options); --gpu, --mem and --num-threads are recorded in the log
+#                      ("# Resources: ..."), -tc is a synonym of --max-jobs-run
 #
 # Each log file starts with "# <command>" and "# Started at <date>", and ends with
 # "# Accounting: time=<secs> threads=<n>" and "# Ended (code <rc>) at <date>, elapsed
@@ -42,6 +42,7 @@ my $max_jobs_run = -1;
 my $num_threads  = 1;
 my $jobname;
 my ($jobstart, $jobend) = (1, 1);
+my @resources;  # --gpu/--mem/--num-threads as given: recorded in each log header
 
 my %takes_value = map { $_ => 1 } qw(--max-jobs-run -tc --gpu --mem --num-threads --config);
 
@@ -64,7 +65,8 @@ while (@ARGV) {
         or fail("run.pl: --num-threads expects a positive integer, got '$value'\n");
       $num_threads = $value;
     }
-    # --gpu, --mem, --config: nothing to do on the local machine.
+    # --gpu, --mem, --config: nothing to do on the local machine beyond recording them.
+    push @resources, "$opt $value" if $opt eq '--gpu' || $opt eq '--mem' || $opt eq '--num-threads';
   } elsif ($arg =~ m/^-/) {
     fail("run.pl: unknown option $arg\n$usage");
   } elsif ($arg =~ m/^([A-Za-z_]\w*)=(\d+):(\d+)$/) {
@@ -132,6 +134,7 @@ sub run_job {
     return 1;
   };
   print $fh "# $cmd\n# Started at " . now() . "\n";
+  print $fh "# Resources: @resources\n" if @resources;
   close($fh);
 
   my $start = time();

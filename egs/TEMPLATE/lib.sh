@@ -32,12 +32,13 @@ tag_opts() {  # <config>
 db_opt=()
 [ -n "${db_dir}" ] && db_opt=(--db_dir "${db_dir}")
 
-# Run a job through the job command; on failure show the end of its log.
+# Run a job through the job command (its options included, e.g. "${train_cmd} ${gpu_opt}": only
+# training jobs ask for GPUs); on failure show the end of its log.
 job() {  # <cmd> <log> <command...>
   local cmd=$1 logfile=$2
   shift 2
-  # shellcheck disable=SC2086  # cmd and gpu_opt hold several words on purpose
-  if ! ${cmd} ${gpu_opt} "${logfile}" "$@"; then
+  # shellcheck disable=SC2086  # cmd holds several words on purpose
+  if ! ${cmd} "${logfile}" "$@"; then
     log "FAILED; the end of ${logfile}:"
     tail -n 25 "${logfile}" >&2
     exit 1
@@ -125,7 +126,7 @@ train_system() {  # <name> <role> <command...>
   fi
   log "${name}: training (log: ${dir}/log/train.log)"
   # --resume continues a run that was killed (the trainer refuses one started with another config).
-  job "${train_cmd}" "${dir}/log/train.log" "${inputs[@]}" --out_dir "${dir}" \
+  job "${train_cmd} ${gpu_opt}" "${dir}/log/train.log" "${inputs[@]}" --out_dir "${dir}" \
     --tensorboard_dir "${exp}/tensorboard/${name}" --resume --progress off
   echo "${key}" > "${dir}/.done"
   log "${name}: $(grep ' done: valid ' "${dir}/train.log" | tail -n 1 | cut -d" " -f3-)"
