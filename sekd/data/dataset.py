@@ -48,20 +48,41 @@ class _Base(Dataset):
 class CropDataset(_Base):
     """Random ``segment``-second crops of (noisy ``[C, S]``, clean ``[S]``) pairs.
 
-    Shorter utterances are zero-padded at the end. Call ``set_epoch`` before each epoch.
+    Shorter utterances are zero-padded at the end. Call ``set_epoch`` before each epoch. The crop
+    of item ``index`` is drawn from ``(seed, slot, index)``, where ``slot`` is the epoch when
+    ``crop_slots`` is 0 (a new crop every epoch), else ``epoch % crop_slots``: each utterance then
+    has ``crop_slots`` fixed crops, visited in turn, and items are ``(noisy, clean, crop_id)`` with
+    ``crop_id = slot * len(self) + index``, so the teacher's targets of a crop can be cached
+    (``kd.cache_teacher``).
     """
 
     def __init__(self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0,
-                 channels: int | None = None, ref_channel: int = 0) -> None:
+                 channels: int | None = None, ref_channel: int = 0, crop_slots: int = 0) -> None:
         super().__init__(data, sample_rate, channels, ref_channel)
         self.segment = int(round(segment * sample_rate))
-        self.seed, self.epoch = seed, 0
+        if crop_slots < 0:
+            raise ValueError(f"data.crop_slots must be >= 0 (0: a new crop every epoch), got {crop_slots}")
+        self.seed, self.epoch, self.crop_slots = seed, 0, int(crop_slots)
         self._lengths: dict[str, int] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def slot(self) -> int:
+        """Which of an utterance's crops this epoch uses (the epoch itself without crop slots)."""
+        return self.epoch % self.crop_slots if self.crop_slots else self.epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        noisy, ref = self._crop(index)
+        return self._with_id(index, noisy, ref)
+
+    def _with_id(self, index: int, noisy: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not self.crop_slots:
+            return noisy, ref
+        return noisy, ref, torch.tensor(self.slot * len(self) + index, dtype=torch.long)
+
+    def _crop(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = self.data.utt_ids[index]
         if key not in self._lengths:
             noisy_len = entry_info(self.data.wav[key], key)[2]
@@ -71,7 +92,7 @@ class CropDataset(_Base):
                                 f"input has {noisy_len} ({self.data.ref[key].value} vs {self.data.wav[key].value})")
             self._lengths[key] = noisy_len
         length = self._lengths[key]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.slot, index])
         start = int(rng.integers(0, length - self.segment + 1)) if length > self.segment else 0
         noisy, ref = self._pair(key, start, start + self.segment)
         pad = self.segment - noisy.shape[1]
@@ -97,14 +118,15 @@ class MixingDataset(CropDataset):
       and the clean target alike, then both scaled down together if the mixture would clip
       (peak above 0.99).
 
-    Returns ``(mixture [1, S], clean [S])`` like ``CropDataset``; a pure function of
-    ``(seed, epoch, index)``, so resumed runs see the same batches.
+    Returns ``(mixture [1, S], clean [S])`` like ``CropDataset`` (and its ``crop_id`` with
+    ``crop_slots``: then ``e`` above is the slot, and each utterance has ``crop_slots`` fixed
+    mixtures); a pure function of ``(seed, epoch, index)``, so resumed runs see the same batches.
     """
 
     def __init__(self, data: DataDir | str, noise_scp: str, segment: float, sample_rate: int = 16000,
                  seed: int = 0, snr_range: tuple[float, float] = (0.0, 40.0),
-                 level_range: tuple[float, float] = (-35.0, -15.0)) -> None:
-        super().__init__(data, segment, sample_rate, seed, channels=None, ref_channel=0)
+                 level_range: tuple[float, float] = (-35.0, -15.0), crop_slots: int = 0) -> None:
+        super().__init__(data, segment, sample_rate, seed, channels=None, ref_channel=0, crop_slots=crop_slots)
         from sekd.data.kaldi_dir import read_scp
 
         self.noise = read_scp(noise_scp)
@@ -124,10 +146,10 @@ class MixingDataset(CropDataset):
             noise = np.tile(noise, -(-self.segment // max(len(noise), 1)))[: self.segment]
         return noise.astype(np.float64)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        _, clean = super().__getitem__(index)
+    def _crop(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _, clean = super()._crop(index)
         clean = clean.numpy().astype(np.float64)
-        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        rng = np.random.default_rng([self.seed, self.slot, index, 1])
         noise = self._noise_crop(rng)
         snr = rng.uniform(*self.snr_range)
         p_speech, p_noise = np.mean(clean**2), np.mean(noise**2)

@@ -22,8 +22,8 @@ DEFAULTS: dict[str, Any] = {
         "noise_scp": None,
         "snr_range": [0.0, 40.0],  # dB, uniform
         "level_range": [-35.0, -15.0],  # dBFS of the mixture, uniform
+        "crop_slots": 0,  # 0: a new crop every epoch; K: K crops per utterance, used in turn (teacher targets cacheable)
         # Speaker verification (models with task "sv"):
-        "crop_slots": 0,  # 0: a new crop every epoch; K: K crops per utterance, used in turn (imlkd can cache them)
         "valid_max_seconds": None,  # embed at most the first seconds of each validation utterance (None: whole)
     },
     "loss": {"name": "sisnr"},  # sv models: {name: aam, margin: 0.2, scale: 30}
@@ -47,8 +47,10 @@ DEFAULTS: dict[str, Any] = {
     # teacher_config / student_config: the recipe systems a KD config pairs (sekd.bin.plan)
     # ablation: a config of the method's teacher-free terms, trained as its baseline (sekd.bin.plan);
     # weight_scale multiplies every term's weight (enh.sh --kd_weight_scales sweeps it on validation)
+    # cache_teacher: offline KD, the teacher's output and tapped features of each crop computed once and
+    # kept in memory (needs data.crop_slots >= 1: fixed crops), cache_dtype float32 or float16
     "kd": {"teacher": None, "task_weight": 1.0, "terms": [], "teacher_config": None, "student_config": None,
-           "ablation": None, "weight_scale": 1.0},
+           "ablation": None, "weight_scale": 1.0, "cache_teacher": False, "cache_dtype": "float32"},
 }
 
 # Sections whose keys are free-form (passed to a constructor): overrides may add keys.

@@ -46,6 +46,7 @@ from tqdm import tqdm
 from sekd.data import CropDataset, MixingDataset, UtteranceDataset, collate_single
 from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
+from sekd.distill.teacher_cache import TeacherCache
 from sekd.models import MODELS, build_model, count_parameters
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
@@ -134,10 +135,10 @@ class Trainer:
         elif dcfg["noise_scp"]:
             noise_scp = Path(train_dir) / dcfg["noise_scp"]  # an absolute path stays as it is
             self.train_set = MixingDataset(train_dir, str(noise_scp), dcfg["segment"], dcfg["sample_rate"],
-                                           self.seed, dcfg["snr_range"], dcfg["level_range"])
+                                           self.seed, dcfg["snr_range"], dcfg["level_range"], int(dcfg["crop_slots"]))
         else:
             self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
-                                         dcfg["channels"], dcfg["ref_channel"])
+                                         dcfg["channels"], dcfg["ref_channel"], int(dcfg["crop_slots"]))
         if self.task != "sv":
             self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
         seed_everything(self.seed)
@@ -186,6 +187,15 @@ class Trainer:
             needing = [n for n, t in zip(self.kd_names, self.kd_terms) if t.needs_teacher]
             if needing:
                 raise ConfigError(f"kd.terms {', '.join(needing)} need a teacher checkpoint (kd.teacher / --teacher)")
+        self.teacher_cache = None
+        if kcfg["cache_teacher"]:
+            if self.teacher is None or self.task == "sv":
+                raise ConfigError("kd.cache_teacher needs an enhancement teacher (kd.teacher); speaker-verification "
+                                  "terms cache their own targets (imlkd: cache: true)")
+            if not int(dcfg["crop_slots"]):
+                raise ConfigError("kd.cache_teacher needs fixed crops to cache (data.crop_slots: K >= 1); random "
+                                  "crops change every epoch")
+            self.teacher_cache = TeacherCache(str(kcfg["cache_dtype"]))
         self.kd_terms.to(self.dist.device)
         if self.kd_terms:
             try:
@@ -289,7 +299,7 @@ class Trainer:
         change): terms create their adapters (lazily, at the sizes of the features they see)
         before the optimizer is built, so the adapters train with the student."""
         items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
-        batch = [torch.stack(x).to(self.dist.device) for x in zip(*items)]
+        batch = [torch.stack(x).to(self.dist.device) for x in zip(*items)][:2]  # no crop ids: nothing cached
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
             self.compute_loss(*batch)
@@ -391,13 +401,20 @@ class Trainer:
         if not self.kd_terms:
             return task, parts
         t_est, t_feats = None, {}
-        if self.teacher is not None:
-            with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
-                    torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-                t_est = self.teacher(noisy)
-            t_feats = t_taps.features
+        if self.teacher_cache is not None and crop_ids is not None:
+            t_est, t_feats = self.teacher_cache.lookup(crop_ids.tolist(), lambda idx: self._teacher(noisy[idx]),
+                                                       self.dist.device)
+        elif self.teacher is not None:
+            t_est, t_feats = self._teacher(noisy)
         ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_feats)
         return self._with_kd(task, ctx, parts), parts
+
+    def _teacher(self, noisy: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The frozen teacher's output and the features the KD terms tap, without gradients."""
+        with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
+                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+            t_est = self.teacher(noisy)
+        return t_est, t_taps.features
 
     def _with_kd(self, task: torch.Tensor, ctx: KDContext, parts: dict[str, float]) -> torch.Tensor:
         """``task_weight * task`` plus every weighted KD term on ``ctx``; each term's value, and the
@@ -616,6 +633,10 @@ class Trainer:
                 improved = metric > self.best
                 self.log.info("epoch %d done: valid SI-SNR %.3f dB%s, lr %.2e, %.0f s", self.epoch, metric,
                               " (best)" if improved else "", lr, time.time() - start)
+            if self.teacher_cache is not None:
+                c = self.teacher_cache.stats()
+                self.log.info("teacher cache: %d crops, %.1f MB, %d hits, %d teacher runs so far", c["crops"],
+                              c["bytes"] / 2**20, c["hits"], c["misses"])
             if improved:
                 self.best = metric
                 self.save("best.pt", with_trainer=False)

@@ -14,10 +14,10 @@ drift touches all alike (median of ``--repeats``):
 - teacher forward: the teacher under ``no_grad`` on the batch (its taps included);
 - KD step: ``Trainer.compute_loss`` (student, teacher, every KD term) with backward and step;
 - ratio: KD step / (student step + teacher forward); 1.00 means distillation costs only the
-  teacher's forward pass.
-
-A cached KD step (teacher targets read back instead of computed) is not measured: sekd has no
-teacher-target cache for enhancement yet (imlkd's speaker-verification cache is its own).
+  teacher's forward pass;
+- cached KD step: the same with the teacher's output and taps read from the teacher-target cache
+  (``kd.cache_teacher``, filled in the warm-up round), and its ratio to the student step: 1.00
+  means offline distillation costs nothing over training the student alone.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
+    from sekd.distill.teacher_cache import TeacherCache
     from sekd.models import build_model
     from sekd.train.checkpoint import save_atomic
     from sekd.train.config import build_config, load_yaml
@@ -78,13 +79,19 @@ def main() -> int:
         with torch.no_grad(), FeatureTaps(trainer.teacher, trainer._teacher_taps()):
             trainer.teacher(noisy)
 
-    def kd_step(trainer, noisy, clean):
-        loss, _ = trainer.compute_loss(noisy, clean)
+    def kd_step(trainer, noisy, clean, *ids):
+        loss, _ = trainer.compute_loss(noisy, clean, *ids)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()
 
-    parts = {"student step": student_step, "teacher forward": teacher_forward, "KD step": kd_step}
+    def cached_kd_step(trainer, noisy, clean):  # crop ids: the cache is used (filled in the warm-up round)
+        kd_step(trainer, noisy, clean, torch.arange(len(noisy)))
+
+    for trainer, _ in setups.values():
+        trainer.teacher_cache = TeacherCache()  # used only when a batch comes with crop ids
+    parts = {"student step": student_step, "teacher forward": teacher_forward, "KD step": kd_step,
+             "cached KD step": cached_kd_step}
     times = {(m, p): [] for m in setups for p in parts}
     for rep in range(args.repeats + 1):  # the first round warms up and is not counted
         for method, (trainer, (noisy, clean)) in setups.items():
@@ -96,13 +103,14 @@ def main() -> int:
     print(f"# KD step cost, batch {args.batch_size} x {args.segment:g} s, {args.threads} thread(s), "
           f"median of {args.repeats} (torch {torch.__version__})")
     print("| method | student | teacher | student step (s) | teacher forward (s) | KD step (s) | "
-          "KD / (student + teacher) |")
-    print("|---|---|---|---|---|---|---|")
+          "KD / (student + teacher) | cached KD step (s) | cached / student |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for method, (trainer, _) in setups.items():
         med = {p: statistics.median(times[(method, p)]) for p in parts}
         ratio = med["KD step"] / (med["student step"] + med["teacher forward"])
         print(f"| {method} | {trainer.cfg['model']['name']} | {type(trainer.teacher).__name__} | "
-              f"{med['student step']:.3f} | {med['teacher forward']:.3f} | {med['KD step']:.3f} | {ratio:.2f}x |")
+              f"{med['student step']:.3f} | {med['teacher forward']:.3f} | {med['KD step']:.3f} | {ratio:.2f}x | "
+              f"{med['cached KD step']:.3f} | {med['cached KD step'] / med['student step']:.2f}x |")
     return 0
 
 
