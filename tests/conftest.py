@@ -65,9 +65,9 @@ TINY_MODEL = {"name": "dccrn", "args": {"channels": [4, 8, 8], "rnn_units": 16, 
 
 
 def write_config(path: Path, **sections) -> Path:
-    import yaml
-
     import copy
+
+    import yaml
 
     cfg = {"model": copy.deepcopy(TINY_MODEL), "data": {"segment": 0.5, "batch_size": 2},  # a copy: tests may update it
            "train": {"max_epochs": 2, "save_every_steps": 1, "log_every_steps": 1, "num_audio_examples": 1}}

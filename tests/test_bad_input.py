@@ -13,7 +13,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import PYTHON, ROOT, TINY_MODEL, make_data_dir, recipe_env
 from sekd.bin.enhance import OUTPUT_FILES as ENHANCE_FILES
 from sekd.bin.enhance import main as enhance_main
 from sekd.bin.score import main as score_main
@@ -22,6 +21,8 @@ from sekd.data import DataError
 from sekd.metrics import METRICS
 from sekd.models import build_model
 from sekd.output_dir import OutputDir
+
+from conftest import PYTHON, ROOT, TINY_MODEL, make_data_dir, recipe_env
 
 TINY_ECAPA = {"name": "ecapa_tdnn", "args": dict(channels=32, mfa_channels=48, se_bottleneck=8,
                                                  attention_bottleneck=8, embed_dim=16)}
@@ -258,7 +259,8 @@ def test_nan_training_utterance_is_skipped_then_stops_naming_it(tmp_path):
     sf.write(bad, np.full_like(x, np.nan), rate, subtype="FLOAT")
     skipped = _tiny_train(tmp_path, tmp_path / "a", "--data.batch_size", "2", train=train)
     assert skipped.returncode == 0, skipped.stderr
-    assert "non-finite loss, batch skipped (1 so far; utterances:" in skipped.stderr and bad.stem.split("_noisy")[0] in skipped.stderr
+    assert ("non-finite loss, batch skipped (1 so far; utterances:" in skipped.stderr
+            and bad.stem.split("_noisy")[0] in skipped.stderr)
     stopped = _tiny_train(tmp_path, tmp_path / "b", "--data.batch_size", "2", "--train.max_nonfinite", "0", train=train)
     assert stopped.returncode == 1 and "batches with a non-finite loss (train.max_nonfinite 0)" in stopped.stderr
 

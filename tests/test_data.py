@@ -6,8 +6,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import make_data_dir
 from sekd.data import CropDataset, DataDir, DataError, UtteranceDataset, read_scp
+
+from conftest import make_data_dir
 
 
 def test_read_and_crop(tmp_path):

@@ -11,11 +11,12 @@ import soundfile as sf
 import torch
 
 import sekd
-from conftest import ROOT, TINY_MODEL
 from sekd.bin.enhance import main as enhance_main
 from sekd.bin.pack import main as pack_main
 from sekd.infer import Enhancer
 from sekd.models import build_model
+
+from conftest import ROOT, TINY_MODEL
 
 
 class Identity(torch.nn.Module):

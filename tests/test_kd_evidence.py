@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, make_data_dir, recipe_env
 from sekd.metrics.paired import paired_bootstrap, paired_differences
+
+from conftest import ROOT, make_data_dir, recipe_env
 
 
 # -- paired intervals ---------------------------------------------------------
@@ -85,7 +86,8 @@ def test_report_pairs_kd_with_its_ablation_and_gives_intervals(tmp_path):
     for name in ("teacher", "student"):
         (conf / f"{name}.yaml").write_text("model: {name: dccrn}\n")
     (conf / "ablation" / "mtakd.yaml").write_text("kd:\n  terms: [{name: mtakd, args: {teacher: false}}]\n")
-    (conf / "kd" / "mtakd.yaml").write_text(f"kd:\n  ablation: {conf}/ablation/mtakd.yaml\n  terms: [{{name: mtakd}}]\n")
+    (conf / "kd" / "mtakd.yaml").write_text(f"kd:\n  ablation: {conf}/ablation/mtakd.yaml\n"
+                                            "  terms: [{name: mtakd}]\n")
     rows = plan(str(conf / "teacher.yaml"), str(conf / "student.yaml"), [str(conf / "kd" / "mtakd.yaml")], [0, 1])
     (exp / "plan.json").write_text(json.dumps({"systems": with_paths(rows, str(exp))}))
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SHARED_DATA, make_data_dir
 from sekd.metrics import METRICS, sisdr
+
+from conftest import SHARED_DATA, make_data_dir
 
 REAL = SHARED_DATA / "real_pairs"
 # ../shared/data/README.md: pesq 0.0.4 and pystoi 0.4.1 on the pysepm example pair.
@@ -23,7 +24,9 @@ def test_sisdr_known_values():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(16000)
     noise = rng.standard_normal(16000)
-    noise -= noise.mean() + np.dot(noise - noise.mean(), ref - ref.mean()) / np.dot(ref - ref.mean(), ref - ref.mean()) * (ref - ref.mean())
+    noise -= (noise.mean()
+              + np.dot(noise - noise.mean(), ref - ref.mean()) / np.dot(ref - ref.mean(), ref - ref.mean())
+              * (ref - ref.mean()))
     for snr in (-5.0, 0.0, 12.5):
         scaled = noise * np.sqrt(np.sum((ref - ref.mean()) ** 2) / np.sum(noise ** 2) / 10 ** (snr / 10))
         assert sisdr(ref, ref + scaled) == pytest.approx(snr, abs=1e-6)
@@ -200,7 +203,8 @@ def _tiny_wav2vec2(path):
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "A": 5, "B": 6}
     (path / "vocab.json").write_text(json.dumps(vocab))
     tok = transformers.Wav2Vec2CTCTokenizer(str(path / "vocab.json"), word_delimiter_token="|")
-    fe = transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True)
+    fe = transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                                               do_normalize=True)
     transformers.Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok).save_pretrained(path)
     transformers.set_seed(0)
     cfg = transformers.Wav2Vec2Config(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_gradients_everywhere, sisnr_steps
-
 import sekd.models.dpdcrn  # noqa: F401  (registers "dpdcrn")
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
 from sekd.models.dpdcrn import CONFIGS
 from sekd.train.losses import SISNRLoss
+
+from conftest import assert_gradients_everywhere, sisnr_steps
 
 TINY = dict(channels=16, num_blocks=2)
 

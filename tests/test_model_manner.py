@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_gradients_everywhere, sisnr_steps
-
 import sekd.models.manner  # noqa: F401  (registers "manner")
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
 from sekd.models.manner import CONFIGS
 from sekd.train.losses import SISNRLoss
+
+from conftest import assert_gradients_everywhere, sisnr_steps
 
 # hidden=12: with hidden=6 the 2-unit channel-attention MLPs can start with every ReLU unit
 # dead (zero gradient), an artefact of the tiny width.

@@ -4,17 +4,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_gradients_everywhere, sisnr_steps
-
 import sekd.models.uformer  # noqa: F401  (registers "uformer")
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
 from sekd.models.dccrn import CONFIGS as DCCRN_CONFIGS
 from sekd.models.stft import STFT
 from sekd.models.uformer import CONFIGS, OFFICIAL_LEARNABLE_PARAMS, OFFICIAL_STFT_KERNEL_PARAMS, Uformer
+from sekd.train.losses import SISNRLoss
+
+from conftest import sisnr_steps
 
 DISTIL_DCCRN_STUDENT = DCCRN_CONFIGS["distil_dccrn_student"]
-from sekd.train.losses import SISNRLoss
 
 TINY = dict(channels=[4, 8, 8], ff_hidden=8, attention_hidden=4, conv_hidden=4, dilations=[1, 2], dropout=0.0)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import ROOT, sisnr_steps
 from sekd.models import PRESETS, build_model
+
+from conftest import ROOT, sisnr_steps
 
 MINI_CONFS = sorted((ROOT / "egs" / "mini" / "conf").glob("*.yaml")) + \
     sorted((ROOT / "egs" / "mini" / "conf" / "tuning").glob("*.yaml"))

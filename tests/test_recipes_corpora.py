@@ -89,7 +89,8 @@ def test_voicebank_demand_recipe_tiny(tmp_path):
     db = make_voicebank_demand(tmp_path / "db", per_speaker=2)
     exp = tmp_path / "exp"
     proc = run_in("voicebank_demand", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"),
-                  "--exp", str(exp), "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--nj 1", *TINY_REPORT)
+                  "--exp", str(exp), "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--nj 1",
+                  *TINY_REPORT)
     assert "download.sh: " + str(db) + "/clean_testset_wav is there" in proc.stdout  # stage 0 skipped
     assert results_rows(exp)[:4] == ["noisy", "teacher_manner", "student_manner", "student_kd_mvat"]
     cfg = (exp / "student_kd_mvat" / "config.yaml").read_text()
@@ -258,5 +259,6 @@ def test_voxceleb1_data_prep(tmp_path):
     with open(db / "veri_test2.txt", "a") as f:
         f.write("1 id10270/nope/00001.wav id10271/nope/00002.wav\n")
     proc = subprocess.run([str(ROOT / "egs" / "voxceleb1" / "local" / "data.sh"), "--db_dir", str(db), "--out_dir",
-                           str(tmp_path / "d2")], capture_output=True, text=True, env=_env(), cwd=ROOT / "egs" / "voxceleb1")
+                           str(tmp_path / "d2")], capture_output=True, text=True, env=_env(),
+                          cwd=ROOT / "egs" / "voxceleb1")
     assert proc.returncode == 1 and "veri_test2.txt:29: id10270/nope/00001.wav is not in" in proc.stderr

@@ -18,8 +18,17 @@ pytest.importorskip("pyroomacoustics", reason="pyroomacoustics is not installed 
 
 from sekd.data.synth import room  # noqa: E402
 from sekd.data.synth.room import (  # noqa: E402
-    A_TO_B, B_TO_A, CAPSULE_DIRECTIONS, RoomConfig, RoomGeometry, a_to_b, b_to_a, ism_rirs, render_scene,
-    sample_room, simulate_rirs,
+    A_TO_B,
+    B_TO_A,
+    CAPSULE_DIRECTIONS,
+    RoomConfig,
+    RoomGeometry,
+    a_to_b,
+    b_to_a,
+    ism_rirs,
+    render_scene,
+    sample_room,
+    simulate_rirs,
 )
 
 RATE = 16000

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import TINY_ECAPA, make_sv_data_dir
 from sekd.distill import KDContext, build_kd_term
 from sekd.distill.imlkd import multilevel_losses, segment_plan
 from sekd.distill.taps import FeatureTaps
 from sekd.models import build_model
 from sekd.sv.aam import AAMSoftmax
+
+from conftest import TINY_ECAPA, make_sv_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +178,8 @@ def test_imlkd_gradients_reach_the_student_and_never_the_teacher(space):
     loss.backward()
     # embedding: every student layer (the segments go through its pooling and embedding layers again);
     # frames: those upstream of the tapped MFA output, and the predictor
-    names = ("layer1", "layer2", "layer4", "mfa") + (("pooling", "pool_bn", "embedding") if space == "embedding" else ())
+    names = (("layer1", "layer2", "layer4", "mfa")
+             + (("pooling", "pool_bn", "embedding") if space == "embedding" else ()))
     for name in names:
         grads = [p.grad for p in student.get_submodule(name).parameters()]
         assert all(g is not None and g.abs().sum() > 0 for g in grads), name

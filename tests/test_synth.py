@@ -10,9 +10,23 @@ import pytest
 import soundfile as sf
 
 from sekd.data.synth import (
-    NOISE_TYPES, Speaker, active_power, babble_noise, brown_noise, click_noise, hum_noise,
-    make_mini_corpus, make_noise, make_speaker_pools, measure_snr, mix_at_snr, modulated_noise,
-    peak_normalize, pink_noise, synthesize, white_noise,
+    NOISE_TYPES,
+    Speaker,
+    active_power,
+    babble_noise,
+    brown_noise,
+    click_noise,
+    hum_noise,
+    make_mini_corpus,
+    make_noise,
+    make_speaker_pools,
+    measure_snr,
+    mix_at_snr,
+    modulated_noise,
+    peak_normalize,
+    pink_noise,
+    synthesize,
+    white_noise,
 )
 
 RATE = 16000

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TINY_MODEL, write_config
 from sekd.train.config import ConfigError, build_config
+
+from conftest import TINY_MODEL, write_config
 
 
 def test_crop_slots_fix_the_crops_and_name_them(tmp_path, tiny_data):

@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import PYTHON, make_data_dir, write_config
 from sekd.train.config import ConfigError, build_config, parse_overrides
+
+from conftest import PYTHON, make_data_dir, write_config
 
 
 def test_overrides_and_unknown_keys(tmp_path):
@@ -195,7 +196,8 @@ def test_kd_grad_ratio_suggests_weights(tmp_path, tiny_data, monkeypatch, capsys
     Trainer(build_config([tmp_path / "conf" / "teacher.yaml"]), *map(str, tiny_data), str(tmp_path / "exp" / "teacher"),
             role="teacher").run()
     (tmp_path / "conf" / "kd.yaml").write_text(
-        "kd:\n  terms:\n    - {name: at, weight: 1000.0, args: {student_layers: [encoder.1], teacher_layers: [encoder.1]}}\n")
+        "kd:\n  terms:\n    - {name: at, weight: 1000.0, args: {student_layers: [encoder.1], "
+        "teacher_layers: [encoder.1]}}\n")
     monkeypatch.chdir(tmp_path)
     assert main(["--kd_config", "conf/kd.yaml", "--train_dir", str(tiny_data[0]), "--warm_steps", "2",
                  "--batches", "1", "--target", "0.1"]) == 0

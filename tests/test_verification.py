@@ -88,5 +88,6 @@ def test_score_sv_errors_name_file_and_line(tmp_path, capsys):
     assert main(["--trials", t, "--scores", _write(tmp_path / "s2", ["a b 0.5", "a c high"]),
                  "--out_dir", str(tmp_path / "o")]) == 1
     assert f"{tmp_path / 's2'}:2" in capsys.readouterr().err
-    assert main(["--trials", t, "--scores", _write(tmp_path / "s3", ["a b 0.5"]), "--out_dir", str(tmp_path / "o")]) == 1
+    assert main(["--trials", t, "--scores", _write(tmp_path / "s3", ["a b 0.5"]),
+                 "--out_dir", str(tmp_path / "o")]) == 1
     assert "no score for 1 of 2 trials, e.g. a c" in capsys.readouterr().err and not (tmp_path / "o").exists()

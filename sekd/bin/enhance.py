@@ -36,11 +36,10 @@ from tqdm import tqdm
 
 from sekd.data import DataError, read_scp
 from sekd.data.audio import check_finite, is_plain_path, write_wav
-from sekd.data.kaldi_dir import read_entry
+from sekd.data.kaldi_dir import PIPE_NOTE, read_entry
 from sekd.infer import Enhancer
 from sekd.output_dir import OutputDir
 from sekd.train.checkpoint import add_trust_option, apply_trust_option
-from sekd.data.kaldi_dir import PIPE_NOTE
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 OUTPUT_FILES = ("wav/*.wav", "wav.scp", "rtf")  # what a recipe-mode output dir holds

@@ -39,7 +39,8 @@ from sekd.train.checkpoint import add_trust_option, apply_trust_option
 
 
 def trace(enhancer: Enhancer, seconds: float) -> torch.jit.ScriptModule:
-    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate), generator=torch.Generator().manual_seed(0))
+    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate),
+                          generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic, checked below instead
         return torch.jit.trace(enhancer.model.eval(), example, check_trace=False)
@@ -56,7 +57,8 @@ def export_onnx(enhancer: Enhancer, path: Path, seconds: float, meta: dict) -> P
     import onnx
 
     module = onnx_module(enhancer)
-    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate), generator=torch.Generator().manual_seed(0))
+    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate),
+                          generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), str(path), input_names=["noisy"], output_names=["enhanced"],
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
         err = parity(enhancer, exported, args.seconds)
         if not err <= args.tolerance:
-            print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})", file=sys.stderr)
+            print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})",
+                  file=sys.stderr)
             return 1
         tmp.replace(out)
     except ValueError as exc:

@@ -27,8 +27,13 @@ import sys
 import zipfile
 from pathlib import Path
 
-from sekd.train.checkpoint import (add_trust_option, apply_trust_option, build_from_checkpoint, load_checkpoint,
-                                   save_atomic)
+from sekd.train.checkpoint import (
+    add_trust_option,
+    apply_trust_option,
+    build_from_checkpoint,
+    load_checkpoint,
+    save_atomic,
+)
 from sekd.train.config import dump
 
 # What a packed model carries of its training (meta.json "training"), from model_info.json.

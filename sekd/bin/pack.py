@@ -4,7 +4,8 @@ Usage:
     sekd-pack --checkpoint exp/student_kd_mtakd/checkpoints/best.pt --out student_kd_mtakd.zip
 
 The zip holds ``model.pt`` (model name, constructor arguments, weights, config, git commit,
-seed; no optimizer state, no KD adapters), ``config.yaml``, ``meta.json`` (with ``training``: the command, commit, wall time, best
+seed; no optimizer state, no KD adapters), ``config.yaml``, ``meta.json`` (with ``training``:
+the command, commit, wall time, best
 validation score and learning curve from the system's ``model_info.json``) and a ``README.md``
 with the model's parameters, MACs per second, real-time factor (measured here by
 sekd-profile) and its row of the recipe's ``RESULTS.csv`` when there is one

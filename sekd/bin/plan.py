@@ -26,7 +26,8 @@ config kd_config teacher baseline pretrained group``, with kind ``teacher``, ``s
 ``kd``; ``kd_config`` of a student row is its ablation config; ``group`` is the system
 without its seed suffix. ``--json`` also writes the plan as
 JSON (``{"systems": [{kind, system, group, seed, config, kd_config, teacher, baseline,
-pretrained, checkpoint, teacher_checkpoint}]}``): the report reads it to pair each KD student with its baseline and teacher.
+pretrained, checkpoint, teacher_checkpoint}]}``): the report reads it to pair each KD student
+with its baseline and teacher.
 """
 from __future__ import annotations
 

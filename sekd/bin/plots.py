@@ -71,7 +71,8 @@ def learning_curves(rows: list[dict], out: Path) -> Path | None:
     curves = []
     for r in rows:
         hist = r.get("history") or []
-        key = "valid_sisnr" if hist and "valid_sisnr" in hist[0] else "valid_eer" if hist and "valid_eer" in hist[0] else None
+        key = ("valid_sisnr" if hist and "valid_sisnr" in hist[0]
+               else "valid_eer" if hist and "valid_eer" in hist[0] else None)
         if key:
             curves.append((f"{r['system']} ({r['role']})", [h["epoch"] for h in hist], [h[key] for h in hist], key))
     if not curves:

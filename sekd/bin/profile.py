@@ -44,7 +44,8 @@ def _targets(args) -> list[tuple[str, str, dict]]:
 
 
 def table(rows: list[dict]) -> list[str]:
-    head = "| config | model | params | GMAC/s | RTF 1 thread | RTF {t} threads | peak mem (MiB) | causal | latency (ms) |"
+    head = ("| config | model | params | GMAC/s | RTF 1 thread | RTF {t} threads | peak mem (MiB) | causal "
+            "| latency (ms) |")
     lines = [head.format(t=rows[0]["threads"] if rows else "all"), "|" + "---|" * 9]
     for r in rows:
         mem = "-" if r["peak_mem_mib"] is None else f"{r['peak_mem_mib']:.0f}"

@@ -505,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             print(f"error: no scored systems for set {test_set!r} under {exp_dir}/*/scoring/", file=sys.stderr)
             return 1
-        lines += [f"## {test_set} ({rows[0]['num_utts']} {rows[0]['unit']})", ""] + table(rows, args.primary_metric) + [""]
+        lines += ([f"## {test_set} ({rows[0]['num_utts']} {rows[0]['unit']})", ""]
+                  + table(rows, args.primary_metric) + [""])
         lines += coverage_lines(rows)
         reasons = {m: why for r in rows for m, why in r.get("unavailable", {}).items()}
         lines += [f"{DISPLAY.get(m, m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
@@ -533,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
                   "time of one training run (first to last line of its train.log; mean over seeds), including the "
                   "KD terms' teacher computations (IML-KD's integrated gradients: train.log's 'KD x s of y s' per "
                   "epoch), on whatever else the machine was doing.", ""]
-    lines += [] if not se_sets else ["PESQ-WB / PESQ-NB: ITU-T P.862.2 / P.862 (MOS-LQO); STOI/eSTOI: pystoi; SI-SDR, SDR (BSS-Eval, "
+    lines += [] if not se_sets else ["PESQ-WB / PESQ-NB: ITU-T P.862.2 / P.862 (MOS-LQO); STOI/eSTOI: pystoi; "
+              "SI-SDR, SDR (BSS-Eval, "
               "512-tap filter), segSNR in dB; CSIG/CBAK/COVL: Hu & Loizou's composite measures; DNSMOS: P.835 "
               "SIG/BAK/OVRL and P.808 from Microsoft's ONNX models (non-intrusive); L3DAS23: (STOI + 1 - WER) / 2 "
               "with WER of ASR transcripts of enhanced vs clean speech. Costs from sekd-profile on this "

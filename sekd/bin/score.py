@@ -44,10 +44,10 @@ import numpy as np
 
 from sekd.data import DataError, read_scp
 from sekd.data.audio import check_finite
-from sekd.data.kaldi_dir import Entry, read_entry
+from sekd.data.kaldi_dir import PIPE_NOTE, Entry, read_entry
 from sekd.metrics import DISPLAY, METRICS
 from sekd.output_dir import OutputDir
-from sekd.data.kaldi_dir import PIPE_NOTE
+
 
 # Metrics computed together, by one call per utterance: name -> (members, function).
 def _composite(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
+    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None
+                   else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
                    for n, s in summary["metrics"].items()) + f" ({summary['num_utts']} utts) -> {out_dir}")
     return 0
 

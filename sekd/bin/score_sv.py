@@ -67,7 +67,8 @@ def read_scores(path: str) -> dict[tuple[str, str], float]:
 def evaluate(trials: list[tuple[str, str, int]], scores: dict[tuple[str, str], float], scores_path: str) -> dict:
     missing = [(e, t) for e, t, _ in trials if (e, t) not in scores]
     if missing:
-        raise DataError(scores_path, f"no score for {len(missing)} of {len(trials)} trials, e.g. {' '.join(missing[0])}")
+        raise DataError(scores_path, f"no score for {len(missing)} of {len(trials)} trials, "
+                                     f"e.g. {' '.join(missing[0])}")
     s = np.array([scores[(e, t)] for e, t, _ in trials])
     labels = np.array([lab for _, _, lab in trials])
     try:
@@ -105,7 +106,8 @@ def score_embeddings(trials: list[tuple[str, str, int]], args: argparse.Namespac
             if not cohort_embs:
                 raise DataError(args.cohort_utt2spk, f"no utterance of {args.cohort} has a speaker here")
         cohort = np.stack(list(cohort_embs.values()))
-        method = {"method": "asnorm", "top_n": args.top_n, "cohort": len(cohort), "subtract_mean": bool(args.subtract_mean)}
+        method = {"method": "asnorm", "top_n": args.top_n, "cohort": len(cohort),
+                  "subtract_mean": bool(args.subtract_mean)}
     elif args.subtract_mean:
         raise DataError(args.embeddings, "--subtract_mean needs --cohort (the mean is the cohort's)")
     values = score_trials(enroll, trials, test, cohort=cohort, top_n=args.top_n, mean=mean)
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--scores", help="trial scores, '<enroll> <test> <score>' per line")
     source.add_argument("--embeddings", help="embeddings scp (kaldiio) of the trial utterances")
-    parser.add_argument("--test_embeddings", default=None, help="embeddings scp of the test side (default: --embeddings)")
+    parser.add_argument("--test_embeddings", default=None,
+                        help="embeddings scp of the test side (default: --embeddings)")
     parser.add_argument("--cohort", default=None, help="embeddings scp of the AS-norm cohort (e.g. the training set)")
     parser.add_argument("--cohort_utt2spk", default=None, help="average the cohort per speaker with this utt2spk")
     parser.add_argument("--top_n", type=int, default=300, help="AS-norm: cohort scores kept per side")
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 def write_results(out: Path, summary: dict) -> None:
     (out / "result.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     m = summary["metrics"]
-    (out / "result.md").write_text("| trials | targets | EER (%) | minDCF (0.01) | minDCF (0.05) |\n|---|---|---|---|---|\n"
+    (out / "result.md").write_text("| trials | targets | EER (%) | minDCF (0.01) | minDCF (0.05) |\n"
+                                   "|---|---|---|---|---|\n"
                                    f"| {summary['num_trials']} | {summary['num_targets']} | {m['eer']['mean']:.3f} | "
                                    f"{m['mindcf_0.01']['mean']:.4f} | {m['mindcf_0.05']['mean']:.4f} |\n")
 

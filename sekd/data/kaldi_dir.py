@@ -124,7 +124,8 @@ class DataDir:
                 raise DataError(noisy.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz "
                                 f"({noisy.value})")
             if channels is not None and chans != channels:
-                raise DataError(noisy.where, f"utterance {key!r}: {chans} channels, expected {channels} ({noisy.value})")
+                raise DataError(noisy.where, f"utterance {key!r}: {chans} channels, expected {channels} "
+                                f"({noisy.value})")
             if first is None:
                 first = (noisy.where, chans)
             elif chans != first[1]:

@@ -100,5 +100,4 @@ def build_kd_term(name: str, **args: Any) -> KDTerm:
 
 
 # Each import registers its terms (one file per method).
-from sekd.distill import output, fitnet, at, atkl, mvat, tfckd, i2srf_tfckd, mtakd  # noqa: E402,F401
-from sekd.distill import logit_kd, embedding_kd, imlkd  # noqa: E402,F401  (speaker verification)
+from sekd.distill import at, atkl, embedding_kd, fitnet, i2srf_tfckd, imlkd, logit_kd, mtakd, mvat, output, tfckd  # noqa: E402,F401  # noqa: E402,F401  (speaker verification)

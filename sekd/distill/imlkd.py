@@ -171,7 +171,8 @@ def multilevel_losses(pred: torch.Tensor, target: torch.Tensor, labels: torch.Te
 def batch_stats_only(*modules: nn.Module):
     """BatchNorm layers of ``modules`` normalise with the batch's statistics (in training mode) but
     leave their running statistics unchanged (momentum 0)."""
-    saved = [(m, m.momentum) for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum) for mod in modules for m in mod.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m, _ in saved:
         m.momentum = 0.0
     try:

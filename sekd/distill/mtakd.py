@@ -28,7 +28,8 @@ learnt log-variance ``s_k`` per task::
 The tasks' losses are non-negative (as the formula requires). ``s_k`` start at 0 and train
 with the student. ``teacher: false`` keeps the ground-truth task alone (one ``s_k``): the
 no-teacher ablation (``conf/ablation/mtakd.yaml`` of the mini recipe), which tells what the
-TF-unit weighted loss does on its own from what the teacher adds. The feature task (``feature_layers``) is FitNets' adapter MSE
+TF-unit weighted loss does on its own from what the teacher adds. The feature task
+(``feature_layers``) is FitNets' adapter MSE
 (``sekd.distill.fitnet``) on the listed layer pairs. The recipe keeps its SI-SNR task loss
 next to this term (``task_weight``), as for every other KD method.
 """
@@ -59,7 +60,8 @@ class MultiTaskAdaptiveKD(KDTerm):
             raise ValueError("feature_layers regress the teacher's features: they need teacher: true")
         self.feature = FitNetKD(**feature_layers) if feature_layers else None
         self.needs_teacher = bool(teacher)
-        self.tasks = ["ground_truth"] + (["teacher"] if teacher else []) + (["feature"] if self.feature is not None else [])
+        self.tasks = (["ground_truth"] + (["teacher"] if teacher else [])
+                      + (["feature"] if self.feature is not None else []))
         self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)))
 
     def student_taps(self) -> list[str]:

@@ -116,7 +116,8 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
 }
 
 # How the report names them.
-DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR", "sdr": "SDR", "segsnr": "segSNR",
+DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR",
+           "sdr": "SDR", "segsnr": "segSNR",
            "csig": "CSIG", "cbak": "CBAK", "covl": "COVL", "llr": "LLR", "wss": "WSS",
            "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL",
            "dnsmos_p808": "DNSMOS P.808", "wer": "WER", "l3das23": "L3DAS23",

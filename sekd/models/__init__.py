@@ -37,8 +37,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-from sekd.models import dccrn, dpdcrn, manner, uformer  # noqa: E402  (importing a model module registers it)
-from sekd.models import ecapa  # noqa: E402  (speaker verification: waveform -> embedding)
+from sekd.models import (  # noqa: E402  (importing a model module registers it)
+    dccrn,
+    dpdcrn,
+    ecapa,  # noqa: E402  (speaker verification: waveform -> embedding)
+    manner,
+    uformer,
+)
 
 # Named paper-size configurations: preset name -> (model name, constructor arguments).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {

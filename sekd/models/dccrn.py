@@ -26,7 +26,6 @@ from sekd.models import register_model
 from sekd.models.complex_nn import ComplexConv2d, ComplexConvTranspose2d, ComplexLSTM, complex_cat
 from sekd.models.stft import STFT
 
-
 # Paper-size configurations (constructor arguments of ``dccrn``).
 CONFIGS = {
     # Hu et al. 2020, Table 1 / official dc_crn.py: 3.67 M parameters.

@@ -33,7 +33,6 @@ import numpy as np
 from sekd.data.errors import DataError
 
 
-
 def _normalise(x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     if mean is not None:
@@ -130,7 +129,8 @@ def read_trials(path: str) -> list[tuple[str, str, int]]:
             elif len(fields) == 3 and fields[0] in ("0", "1"):
                 enroll, test, label = fields[1], fields[2], LABELS[fields[0]]
             else:
-                raise DataError(f"{path}:{num}", f"expected '<enroll> <test> target|nontarget' or '1|0 <enroll> <test>', got {line.strip()!r}")
+                raise DataError(f"{path}:{num}", f"expected '<enroll> <test> target|nontarget' or "
+                                                 f"'1|0 <enroll> <test>', got {line.strip()!r}")
             if (enroll, test) in seen:
                 raise DataError(f"{path}:{num}", f"trial {enroll} {test} listed twice")
             seen.add((enroll, test))

@@ -23,7 +23,6 @@ from torch import nn
 
 from sekd.models import build_model
 
-
 TRUST_ENV = "SEKD_TRUST_CHECKPOINTS"  # "1": load checkpoints that hold more than weights and plain values
 
 

@@ -22,7 +22,8 @@ DEFAULTS: dict[str, Any] = {
         "noise_scp": None,
         "snr_range": [0.0, 40.0],  # dB, uniform
         "level_range": [-35.0, -15.0],  # dBFS of the mixture, uniform
-        "crop_slots": 0,  # 0: a new crop every epoch; K: K crops per utterance, used in turn (teacher targets cacheable)
+        # crop_slots 0: a new crop every epoch; K: K crops per utterance, used in turn (teacher targets cacheable)
+        "crop_slots": 0,
         # Speaker verification (models with task "sv"):
         "valid_max_seconds": None,  # embed at most the first seconds of each validation utterance (None: whole)
     },
@@ -201,7 +202,8 @@ def check_values(cfg: dict) -> None:
     for key in ("snr_range", "level_range"):
         value = cfg["data"][key]
         if not (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] <= value[1]):
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                and value[0] <= value[1]):
             raise ConfigError(f"data.{key}: expected [low, high] in dB with low <= high, got {value!r}")
 
 

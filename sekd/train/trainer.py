@@ -85,7 +85,8 @@ def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", steps_per
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=args.get("eta_min", 0))
     if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1), gamma=args.get("gamma", 0.5))
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1),
+                                               gamma=args.get("gamma", 0.5))
     if name == "none":
         return None
     raise KeyError(f"unknown scheduler {name!r}; known: plateau, cosine, step, onecycle, none")
@@ -106,7 +107,8 @@ class Trainer:
         self.commit = git_commit()  # the code this process runs: read once, a long run may outlive a commit
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
-        self.tb_dir = Path(tensorboard_dir) if tensorboard_dir else self.out_dir.parent / "tensorboard" / self.out_dir.name
+        self.tb_dir = (Path(tensorboard_dir) if tensorboard_dir
+                       else self.out_dir.parent / "tensorboard" / self.out_dir.name)
         self.progress = sys.stderr.isatty() if progress is None else progress
         tcfg, dcfg = cfg["train"], cfg["data"]
         if tcfg["num_threads"]:
@@ -114,7 +116,8 @@ class Trainer:
         torch.set_flush_denormal(True)  # denormals in near-silent audio slow CPU kernels several-fold
         self.dist = distributed.setup(str(tcfg["device"]))
         if int(dcfg["batch_size"]) % self.dist.world:
-            raise ConfigError(f"data.batch_size {dcfg['batch_size']} is not a multiple of the {self.dist.world} processes")
+            raise ConfigError(f"data.batch_size {dcfg['batch_size']} is not a multiple of the "
+                              f"{self.dist.world} processes")
         amp = str(tcfg["amp"])
         if amp not in ("none", "bf16", "fp16"):
             raise ConfigError(f"train.amp must be none, bf16 or fp16, not {amp!r}")
@@ -211,7 +214,8 @@ class Trainer:
 
             if self.dist.device.type == "cuda":
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.net = DistributedDataParallel(self.model, device_ids=[self.dist.device] if self.dist.device.type == "cuda"
+            self.net = DistributedDataParallel(self.model,
+                                               device_ids=[self.dist.device] if self.dist.device.type == "cuda"
                                                else None)
         ocfg = dict(cfg["optim"])
         self.optimizer = build_optimizer(params, **ocfg)
@@ -351,7 +355,8 @@ class Trainer:
             raise TrainingError(f"{path}: cannot resume from it ({type(exc).__name__}: {exc}); it is damaged "
                                 f"(a full disk?): remove {self.out_dir} to train from scratch") from None
         changed = config_changes(ckpt.get("config") or {}, self.cfg)
-        if self.cfg["scheduler"].get("name") != "cosine":  # more epochs continue a run, unless its LR schedule spans them
+        # more epochs continue a run, unless its LR schedule spans them
+        if self.cfg["scheduler"].get("name") != "cosine":
             old_epochs = (ckpt.get("config") or {}).get("train", {}).get("max_epochs")
             if isinstance(old_epochs, int) and self.cfg["train"]["max_epochs"] > old_epochs:
                 changed = [c for c in changed if not c.startswith("train.max_epochs:")]

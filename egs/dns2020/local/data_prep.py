@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             write_data_dir(out / name, [Utt(k, str(noise[k].absolute()), k, noise_dur[k]) for k in ks])
         write_data_dir(out / "train", train)
         write_data_dir(out / "valid_clean", held)
-        valid = render_valid(out / "valid_clean", {u.utt_id: u.spk for u in held}, out / "noise_valid" / "wav.scp", out / "valid_wav", args)
+        valid = render_valid(out / "valid_clean", {u.utt_id: u.spk for u in held}, out / "noise_valid" / "wav.scp",
+                             out / "valid_wav", args)
         write_data_dir(out / "valid", valid)
         made = []
         for rev in ("no_reverb", "with_reverb"):

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from sekd.data import DataError
-from sekd.data.prep import Utt, describe_data_dir, convert, find_wavs, write_data_dir
+from sekd.data.prep import Utt, convert, describe_data_dir, find_wavs, write_data_dir
 
 CHANNELS = {"A": 4, "AB": 8}
 
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         sets = {"train": [u for u in train if u.spk not in held], "valid": [u for u in train if u.spk in held],
                 "test": read_split(db / "L3DAS23_Task1_dev", args.mics, out, args.nj)}
         for name, utts in sets.items():
-            print(f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}, {CHANNELS[args.mics]} channels")
+            print(f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}, "
+                  f"{CHANNELS[args.mics]} channels")
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from sekd.data import DataError
-from sekd.data.prep import Utt, describe_data_dir, convert, find_wavs, pair, write_data_dir
+from sekd.data.prep import Utt, convert, describe_data_dir, find_wavs, pair, write_data_dir
 
 FOLDERS = {"train": ("noisy_trainset_28spk_wav", "clean_trainset_28spk_wav"),
            "test": ("noisy_testset_wav", "clean_testset_wav")}

@@ -327,7 +327,8 @@ def make_mini_corpus(
         if not old:
             return "is not a finished mini corpus"
         kinds = (old.get("array", "mono"), params.get("array", "mono"))
-        return f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1] else "was made with other parameters"
+        return (f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1]
+                else "was made with other parameters")
 
     clear_for_build(out, overwrite, why)
 

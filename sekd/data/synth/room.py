@@ -153,7 +153,8 @@ def a_to_b(a: np.ndarray) -> np.ndarray:
 
 
 def b_to_a(b: np.ndarray) -> np.ndarray:
-    """B-format ``[4, ...]`` (W, Y, Z, X) -> ideal cardioid capsules ``(W + u_i . (X, Y, Z)) / 2``; inverse of :func:`a_to_b`."""
+    """B-format ``[4, ...]`` (W, Y, Z, X) -> ideal cardioid capsules ``(W + u_i . (X, Y, Z)) / 2``;
+    inverse of :func:`a_to_b`."""
     b = np.asarray(b)
     if b.shape[0] != 4:
         raise ValueError(f"B-format needs 4 channels (W, Y, Z, X) on the first axis, got shape {b.shape}")

@@ -43,7 +43,6 @@ from typing import Sequence
 
 import numpy as np
 
-
 log = logging.getLogger(__name__)
 
 # speak_lib.h constants
