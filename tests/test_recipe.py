@@ -26,6 +26,24 @@ def test_config_builds(conf):
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
+OVERLAYS = sorted(p for p in (ROOT / "egs").glob("*/conf/*/*.yaml")
+                  if p.parent.name not in ("kd", "ablation", "tuning") and p.name != "common.yaml")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: str(p.relative_to(ROOT / "egs")))
+def test_conf_tag_overlay_builds(overlay):
+    """--conf_tag <tag>: conf/<tag>/common.yaml and conf/<tag>/<name>.yaml layered on conf/<name>.yaml
+    (as lib.sh's tag_opts) parse and build their model."""
+    from sekd.models import build_model
+    from sekd.train.config import build_config
+
+    base = overlay.parents[1] / overlay.name
+    assert base.is_file(), f"{overlay} overlays {base}, which does not exist"
+    common = overlay.parent / "common.yaml"
+    cfg = build_config([base, *([common] if common.is_file() else []), overlay])
+    assert sum(p.numel() for p in build_model(cfg["model"]["name"], **cfg["model"]["args"]).parameters()) > 0
+
+
 @pytest.mark.parametrize("conf", KD_CONFS, ids=lambda p: str(p.relative_to(ROOT / "egs")))
 def test_kd_config_builds(conf):
     """Dry run of a KD config with the teacher and student it names: every tapped module exists,
