@@ -244,3 +244,26 @@ def test_onecycle_steps_per_batch_and_manner_loss_trains(tmp_path, tiny_data):
     assert trainer.global_step == steps
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lrs[-1], rel=1e-9)
     assert max(lrs) > 10 * lrs[-1]  # it did rise and fall within the run, not once per epoch
+
+
+def test_best_checkpoint_by_validation_pesq(tmp_path, tiny_data):
+    """train.best_metric: pesq (the official MANNER training's choice): each epoch logs PESQ-WB beside
+    SI-SNR, best.pt is the epoch of the highest PESQ, model_info records both."""
+    import json
+
+    from sekd.train.trainer import Trainer
+
+    write_config(tmp_path / "c.yaml", train={"max_epochs": 3, "num_threads": 1, "best_metric": "pesq"},
+                 optim={"name": "adam", "lr": 3e-3})
+    trainer = Trainer(build_config([tmp_path / "c.yaml"]), tiny_data[0], tiny_data[1], tmp_path / "exp")
+    info = trainer.run()
+    pesq = [r["valid_pesq"] for r in info["history"]]
+    assert all(1.0 <= p <= 4.7 for p in pesq) and all("valid_sisnr" in r for r in info["history"])
+    best = max(range(3), key=lambda i: pesq[i])
+    assert info["best_valid_pesq"] == pytest.approx(pesq[best]) and info["best_epoch"] == best + 1
+    assert info["best_valid_sisnr"] == pytest.approx(info["history"][best]["valid_sisnr"])
+    assert torch.load(tmp_path / "exp" / "checkpoints" / "best.pt", weights_only=True)["epoch"] == best + 1
+    assert json.loads((tmp_path / "exp" / "model_info.json").read_text())["best_metric"] == "pesq"
+    assert "PESQ-WB" in (tmp_path / "exp" / "train.log").read_text()
+    with pytest.raises(ConfigError, match="best_metric"):
+        build_config([tmp_path / "c.yaml"], ["--train.best_metric", "stoi"])

@@ -38,7 +38,7 @@ from sekd.train.config import dump
 
 # What a packed model carries of its training (meta.json "training"), from model_info.json.
 TRAINING_KEYS = ("command", "git_commit", "train_dir", "valid_dir", "train_seconds", "best_valid_sisnr",
-                 "best_valid_eer", "epochs", "steps", "history")
+                 "best_valid_eer", "best_metric", "best_valid_pesq", "best_epoch", "epochs", "steps", "history")
 KEEP = ("model_name", "model_args", "state_dict", "config", "git_commit", "seed", "role", "num_params")
 
 

@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",  # auto (cuda:<local rank> when a GPU is visible), cuda, cpu
         "amp": "none",  # none, bf16, fp16: autocast on GPUs (no-op on CPU)
         "max_nonfinite": 10,  # batches with a NaN/Inf loss skipped before the run stops with an error
+        # enhancement: the validation score that picks best.pt (and drives a plateau scheduler): sisnr, or
+        # pesq (PESQ-WB of the validation utterances, as the official MANNER training; SI-SNR still logged)
+        "best_metric": "sisnr",
     },
     # teacher_config / student_config: the recipe systems a KD config pairs (sekd.bin.plan)
     # ablation: a config of the method's teacher-free terms, trained as its baseline (sekd.bin.plan);
@@ -205,6 +208,8 @@ def check_values(cfg: dict) -> None:
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
                 and value[0] <= value[1]):
             raise ConfigError(f"data.{key}: expected [low, high] in dB with low <= high, got {value!r}")
+    if cfg.get("train", {}).get("best_metric", "sisnr") not in ("sisnr", "pesq"):
+        raise ConfigError(f"train.best_metric: expected sisnr or pesq, got {cfg['train']['best_metric']!r}")
 
 
 def dump(cfg: dict) -> str:

@@ -126,6 +126,8 @@ class Trainer:
         self.amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled and amp == "fp16")
         self.seed = int(tcfg["seed"])
+        self.best_metric = str(tcfg["best_metric"])  # enhancement: sisnr or pesq
+        self.valid_scores: dict[str, float] = {}
         model_cls = MODELS.get(cfg["model"]["name"])
         self.task = str(getattr(model_cls, "task", "enh"))
         if self.task == "sv":
@@ -390,7 +392,7 @@ class Trainer:
 
     @property
     def _best_key(self) -> str:
-        return "best_valid_eer" if self.task == "sv" else "best_valid_sisnr"
+        return "best_valid_eer" if self.task == "sv" else f"best_valid_{self.best_metric}"
 
     def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor,
                      crop_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -525,12 +527,25 @@ class Trainer:
                     writer.add_audio(f"valid/{key}/noisy", noisy[0, 0].clamp(-1, 1).cpu(), 0, rate)
                     writer.add_audio(f"valid/{key}/clean", clean[0].clamp(-1, 1).cpu(), 0, rate)
 
+        pesq_scores: list[float] = []
+
+        def score(i: int, key: str, noisy: torch.Tensor, clean: torch.Tensor, est: torch.Tensor) -> None:
+            audio(i, key, noisy, clean, est)
+            if self.best_metric == "pesq":
+                pesq_scores.append(valid_pesq(clean, est, int(self.cfg["data"]["sample_rate"])))
+
         # each rank its share, summed below
         scores = valid_sisnr(self.model, self.valid_set, range(self.dist.rank, count, self.dist.world),
-                             self.dist.device, audio)
+                             self.dist.device, score)
         self.model.train()
-        total, n = distributed.all_sum([float(np.sum(scores)), float(len(scores))], self.dist)
-        return total / max(n, 1)
+        good = [p for p in pesq_scores if math.isfinite(p)]
+        total, n, p_total, p_n = distributed.all_sum(
+            [float(np.sum(scores)), float(len(scores)), float(np.sum(good)), float(len(good))], self.dist)
+        self.valid_scores = {"valid_sisnr": total / max(n, 1)}
+        if self.best_metric == "pesq":
+            self.valid_scores["valid_pesq"] = p_total / p_n if p_n else math.nan
+            return self.valid_scores["valid_pesq"]
+        return self.valid_scores["valid_sisnr"]
 
     # -- the loop ---------------------------------------------------------------
     def run(self, resume: bool = False) -> dict[str, Any]:
@@ -612,7 +627,7 @@ class Trainer:
             elif self.scheduler is not None and not self.per_step_scheduler:
                 self.scheduler.step()
             sv = self.task == "sv"
-            record = {"epoch": self.epoch + 1, "valid_eer" if sv else "valid_sisnr": metric, "lr": lr,
+            record = {"epoch": self.epoch + 1, **({"valid_eer": metric} if sv else self.valid_scores), "lr": lr,
                       **{f"train_{k}": v / n for k, v in sums.items()}}
             record["seconds"] = time.time() - epoch_start  # training and validation of this epoch
             if sv:  # what distillation costs: teacher passes and KD terms (imlkd: integrated gradients)
@@ -622,7 +637,10 @@ class Trainer:
                     for k, v in (term.stats() if hasattr(term, "stats") else {}).items():
                         record[f"kd_{name}_{k}"] = v
             self.history.append(record)
-            writer.add_scalar("valid/eer" if sv else "valid/sisnr", metric, self.global_step)
+            if sv:
+                writer.add_scalar("valid/eer", metric, self.global_step)
+            for k, v in ({} if sv else self.valid_scores).items():
+                writer.add_scalar(k.replace("_", "/", 1), v, self.global_step)
             writer.add_scalar("train/lr", lr, self.global_step)
             for k, v in sums.items():  # epoch means: one point per epoch, whatever the logging interval
                 writer.add_scalar(f"epoch/{k}", v / n, self.global_step)
@@ -636,8 +654,9 @@ class Trainer:
                               " (best)" if improved else "", lr, time.time() - start, kd)
             else:
                 improved = metric > self.best
-                self.log.info("epoch %d done: valid SI-SNR %.3f dB%s, lr %.2e, %.0f s", self.epoch, metric,
-                              " (best)" if improved else "", lr, time.time() - start)
+                pesq = f", PESQ-WB {record['valid_pesq']:.3f}" if "valid_pesq" in record else ""
+                self.log.info("epoch %d done: valid SI-SNR %.3f dB%s%s, lr %.2e, %.0f s", self.epoch,
+                              record["valid_sisnr"], pesq, " (best)" if improved else "", lr, time.time() - start)
             if self.teacher_cache is not None:
                 c = self.teacher_cache.stats()
                 self.log.info("teacher cache: %d crops, %.1f MB, %d hits, %d teacher runs so far", c["crops"],
@@ -651,8 +670,13 @@ class Trainer:
         if not (self.ckpt_dir / "best.pt").exists():
             raise TrainingError(f"{self.out_dir}: no epoch reached a finite validation score (the model diverged?), "
                                 f"so there is no best.pt; see {self.out_dir / 'train.log'}")
+        chosen = {}
+        if self.task != "sv" and self.best_metric != "sisnr":  # the SI-SNR of the epoch the other metric chose
+            best_epoch = next(r for r in self.history if r.get(f"valid_{self.best_metric}") == self.best)
+            chosen = {"best_metric": self.best_metric, "best_valid_sisnr": best_epoch["valid_sisnr"],
+                      "best_epoch": best_epoch["epoch"]}
         info = {**{k: v for k, v in self._describe().items() if k != "config"},
-                self._best_key: self.best, "epochs": self.epoch, "steps": self.global_step,
+                self._best_key: self.best, **chosen, "epochs": self.epoch, "steps": self.global_step,
                 "teacher": self.cfg["kd"]["teacher"], "command": _command(), **self.data_dirs,
                 # wall time over the epochs, resumed runs included (what the report's Train column shows)
                 "train_seconds": sum(r.get("seconds", 0.0) for r in self.history), "history": self.history}
@@ -708,6 +732,18 @@ def _command() -> str:
 
 
 @torch.no_grad()
+def valid_pesq(clean: torch.Tensor, est: torch.Tensor, rate: int) -> float:
+    """PESQ of one validation utterance (wide band at 16 kHz, narrow band at 8 kHz), NaN where PESQ
+    finds no speech (a silent or too short utterance): counted out of the mean."""
+    from sekd.metrics import pesq_nb, pesq_wb
+
+    fn = pesq_nb if rate == 8000 else pesq_wb
+    try:
+        return fn(clean[0].detach().cpu().numpy(), est[0].detach().cpu().numpy(), rate)
+    except Exception:  # pesq's NoUtterancesError and friends: this utterance has no score
+        return math.nan
+
+
 def valid_sisnr(model: nn.Module, valid_set, indices, device: torch.device | str = "cpu",
                 callback=None) -> list[float]:
     """SI-SNR (dB) of ``model`` (put in eval mode) on whole validation utterances ``indices`` of
