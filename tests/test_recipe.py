@@ -213,3 +213,18 @@ def test_paper_size_configs_match_presets():
     for preset, (name, args) in PRESETS.items():
         cfg = build_config([ROOT / "egs" / "TEMPLATE" / "conf" / f"{preset.replace('.', '_')}.yaml"])
         assert cfg["model"] == {"name": name, "args": args}, preset
+
+
+@pytest.mark.parametrize("recipe,driver", [("mini", "enh.sh"), ("mini_spk", "sv.sh")])
+def test_help_lists_every_option_with_its_default(recipe, driver):
+    """./run.sh --help (ESPnet-style): each option of the driver's options block, with its default."""
+    import re
+
+    text = (ROOT / "egs" / "TEMPLATE" / driver).read_text()
+    block = text[text.index("# Options (override"):text.index("# shellcheck disable=SC2034")]
+    options = {m[0]: m[1] or m[2] for m in re.findall(r'^([a-z_]+)=(?:"([^"]*)"|(\S*))', block, re.M)}
+    assert {"stage", "kd_configs", "teacher_model", "seeds"} <= set(options)
+    proc = subprocess.run(["./run.sh", "--help"], cwd=ROOT / "egs" / recipe, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for name, default in options.items():
+        assert f"  --{name} [{default}]" in proc.stdout, (name, default)

@@ -49,7 +49,12 @@ kd_weight_scales=""            # e.g. "0.5,1,2": train each KD method once per s
                                # choose the scale on the validation set (exp/sweep/<method>.json), train every seed with it
 report_opts=""                 # options of sekd.bin.report, e.g. "--profile_seconds 0.5 --no_plots"
 # shellcheck disable=SC2034  # read by utils/parse_options.sh
-help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)"
+# --help: every option of the block above with its default and comment (as ESPnet's drivers list them).
+help_message="Usage: $0 [options]   (stages: 0 download, 1 data, 2 validate, 3 teacher, 4 student, 5 distill, 6 enhance, 7 score, 8 report)
+Options (--name value; default in brackets):
+$(sed -n '/^# Options (override/,/^# shellcheck disable=SC2034/p' "$(readlink -f "$0")" \
+  | sed -nE 's/^([a-z_]+)="([^"]*)" *(# *(.*))?$/  --\1 [\2]  \4/p; s/^([a-z_]+)=([^" ]*) *(# *(.*))?$/  --\1 [\2]  \4/p
+             s/^ {20,}# */        /p')"
 
 . utils/parse_options.sh
 
