@@ -142,7 +142,8 @@ def test_mini_recipe_end_to_end(tmp_path):
             "--kd_configs", "conf/kd/output.yaml conf/kd/atkl.yaml", "--seeds", "0,1",
             # intrusive, composite, non-intrusive, and a metric with no ASR model here: "unavailable"
             "--metrics", "pesq_wb,stoi,estoi,sisdr,csig,dnsmos_ovrl,l3das23",
-            "--ngpu", "1"]  # asks the job command for a GPU for training jobs only (the trainer falls back to CPU)
+            "--ngpu", "1",  # asks the job command for a GPU for training jobs only (the trainer falls back to CPU)
+            "--train_nj", "2"]  # two trainings at once in stages 4-5
     proc = _run(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     logs = {p.name: p.read_text().splitlines()[2] for p in (exp / "student_kd_atkl").glob("log/*.log")}
@@ -203,6 +204,16 @@ def test_failed_stage_leaves_no_marker(tmp_path):
     assert proc.returncode != 0
     assert "unknown config key 'train.no_such_key'" in proc.stdout + proc.stderr
     assert (data / ".done").exists() and not (exp / "teacher" / ".done").exists()
+    # --train_nj 2: two baseline students train at once; both fail, the stage stops naming them, no .done
+    exp = tmp_path / "exp_parallel"
+    proc = _run(["--datadir", str(data), "--exp", str(exp), "--stage", "3", "--stop_stage", "4",
+                 "--teacher_model", "pretrained", "--seeds", "0,1", "--train_nj", "2",
+                 "--student_opts", "--train.no_such_key 1"])
+    assert proc.returncode != 0
+    failed = proc.stdout.split("these trainings failed (their logs say why): ")[1].split("\n")[0].split()
+    assert sorted(failed) == ["student", "student_ablation_mtakd"]  # the first two; no more were started
+    assert not (exp / "student_seed1").exists()
+    assert not any((exp / s / ".done").exists() for s in failed) and not (exp / ".train_failed").exists()
 
 
 def test_paper_size_configs_match_presets():

@@ -44,6 +44,7 @@ student_opts=""                # ... for the students (baseline and KD)
 # l3das23 (and wer) with --asr_model <wav2vec2 dir> for the L3DAS23 challenge metric.
 metrics=pesq_wb,pesq_nb,stoi,estoi,sisdr,sdr,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl
 asr_model=""                   # wav2vec 2.0 CTC checkpoint dir for the l3das23 / wer metrics
+train_nj=1                     # trainings at once in stages 4-5 (each with its own train.num_threads)
 force=false                    # true: retrain a finished system whose options or inputs changed (else that is an error)
 kd_weight_scales=""            # e.g. "0.5,1,2": train each KD method once per scale of its weights (first seed),
                                # choose the scale on the validation set (exp/sweep/<method>.json), train every seed with it

@@ -6,7 +6,7 @@
 # trained from the same inputs, refuses one trained from others unless --force, resumes a killed
 # run), import_system (--teacher_model), step (one enhance/embed/score job of a system, redone
 # when its inputs changed), stages 0 (download) and 1 (data), run when sourced, --test_sets
-# auto, and training_stages (3 teacher, 4 student, 5 distill, with --kd_weight_scales).
+# auto, and training_stages (3 teacher, 4 student, 5 distill, with --kd_weight_scales and --train_nj).
 
 train_cmd=${train_cmd:-utils/run.pl}
 decode_cmd=${decode_cmd:-utils/run.pl}
@@ -132,6 +132,24 @@ train_system() {  # <name> <role> <command...>
   log "${name}: $(grep ' done: valid ' "${dir}/train.log" | tail -n 1 | cut -d" " -f3-)"
 }
 
+# --train_nj N: stages 4 and 5 run up to N trainings at once (each with its own train.num_threads;
+# on a 2-core machine: --train_nj 2 --train_opts "--train.num_threads 1"). A failed one lets the
+# running ones finish, starts no more, and stops the stage with an error (its .done is never written).
+parallel_train() {  # <command...>: train_system ..., in the background when --train_nj > 1
+  if [ "${train_nj}" -le 1 ]; then "$@"; return; fi
+  while [ "$(jobs -rp | wc -l)" -ge "${train_nj}" ]; do wait -n || true; done
+  if [ -e "${exp}/.train_failed" ]; then return 0; fi
+  { ( "$@" ) || echo "$*" >> "${exp}/.train_failed"; } &  # ( ): a failing step's exit ends only its subshell
+}
+wait_trainings() {
+  wait
+  if [ -e "${exp}/.train_failed" ]; then
+    log "error: these trainings failed (their logs say why): $(cut -d' ' -f2 "${exp}/.train_failed" | tr '\n' ' ')"
+    rm -f "${exp}/.train_failed"
+    exit 1
+  fi
+}
+
 # A pretrained model as a system (--teacher_model): copied in by sekd.bin.import_model, which also
 # measures it on the validation set; <dir>/.done names the file and its SHA-256, so another file
 # under the same name is an error, never a silent reuse.
@@ -192,6 +210,7 @@ fi
 # Stages 3 (teachers), 4 (baseline students) and 5 (distilled students), called by the driver
 # after its own stage 2.
 training_stages() {
+  rm -f "${exp}/.train_failed"  # a killed run's list of failed trainings
   if run_stage 3; then
     local name seed conf kd teacher pretrained
     while IFS=$'\t' read -r -u 3 _ name _ conf _ _ _ pretrained _; do
@@ -217,9 +236,10 @@ training_stages() {
         log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
       fi
       # shellcheck disable=SC2086,SC2046
-      train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
-        "${ablation[@]}" ${train_opts} ${student_opts} --train.seed "${seed}"
+      parallel_train train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" \
+        $(tag_opts "${conf}") "${ablation[@]}" ${train_opts} ${student_opts} --train.seed "${seed}"
     done 3< <(plan_of student)
+    wait_trainings
   fi
 
   if run_stage 5; then
@@ -239,8 +259,13 @@ training_stages() {
         fi
       fi
       log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed}, weight scale ${scale})"
-      train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
+      if [ -n "${kd_weight_scales}" ]; then  # the sweep's runs are sequential: a method's seeds wait for its choice
+        train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
+      else
+        parallel_train train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
+      fi
     done 3< <(plan_of kd)
+    wait_trainings
   fi
 }
 

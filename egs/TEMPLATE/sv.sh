@@ -44,6 +44,7 @@ embed_opts=""                  # options of sekd.bin.extract_embeddings, e.g. "-
 score_norm="cosine"            # "cosine", or "cosine asnorm" (AS-norm against --cohort_set, averaged per speaker)
 cohort_set=""                  # AS-norm cohort (default: the training set)
 top_n=300                      # AS-norm: cohort scores kept per side
+train_nj=1                     # trainings at once in stages 4-5 (each with its own train.num_threads)
 force=false                    # true: retrain a finished system whose options or inputs changed (else that is an error)
 kd_weight_scales=""            # e.g. "0.5,1,2": train each KD method once per scale of its weights (first seed),
                                # choose the scale on the validation set (exp/sweep/<method>.json), train every seed with it

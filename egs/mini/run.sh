@@ -8,7 +8,7 @@
 #   ./run.sh --teacher_model ""          train the teacher here instead (stage 3, ~70 min on 1 core)
 #   ./run.sh --kd_configs all            every KD method with the teacher/student pair it was
 #                                        published with (Uformer, MANNER, DPDCRN teachers too)
-#   ./run.sh --kd_configs all --seeds 0,1,2
+#   ./run.sh --kd_configs all --seeds 0,1,2 --train_nj 2 --train_opts "--train.num_threads 1"
 #   ./run.sh --metrics pesq_wb,stoi,sisdr,dnsmos_ovrl    any metric set (sekd-score --help)
 # Options: see ../TEMPLATE/enh.sh. The demo leaves DNSMOS out of its default metrics: it costs
 # ~1.4 s per utterance on a CPU (4 minutes of the demo); enh.sh's default includes it.
