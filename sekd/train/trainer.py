@@ -305,7 +305,9 @@ class Trainer:
         change): terms create their adapters (lazily, at the sizes of the features they see)
         before the optimizer is built, so the adapters train with the student."""
         items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
-        batch = [torch.stack(x).to(self.dist.device) for x in zip(*items)][:2]  # no crop ids: nothing cached
+        batch = [torch.stack(x).to(self.dist.device) for x in zip(*items)]
+        if self.task != "sv":
+            batch = batch[:2]  # no crop ids: the teacher-target cache stays empty (sv: imlkd's cache needs them)
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
             self.compute_loss(*batch)
