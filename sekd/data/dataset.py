@@ -21,6 +21,23 @@ def _read(entry: Entry, key: str, sample_rate: int, start: int = 0, stop: int | 
     return data
 
 
+class _CropSlots:
+    """Crop slots of a cropping dataset (``epoch``, ``crop_slots``): which of an utterance's crops
+    an epoch uses, and the crop's stable id."""
+
+    epoch: int
+    crop_slots: int
+
+    @property
+    def slot(self) -> int:
+        """``epoch % crop_slots``, or the epoch itself without crop slots (a new crop every epoch)."""
+        return self.epoch % self.crop_slots if self.crop_slots else self.epoch
+
+    def crop_id(self, index: int) -> torch.Tensor:
+        """The id of item ``index``'s crop in this epoch: ``slot * len(self) + index``."""
+        return torch.tensor(self.slot * len(self) + index, dtype=torch.long)
+
+
 class _Base(Dataset):
     def __init__(self, data: DataDir | str, sample_rate: int, channels: int | None, ref_channel: int) -> None:
         self.data = data if isinstance(data, DataDir) else DataDir(data)
@@ -45,7 +62,7 @@ class _Base(Dataset):
         return noisy, ref[min(self.ref_channel, ref.shape[0] - 1)]
 
 
-class CropDataset(_Base):
+class CropDataset(_CropSlots, _Base):
     """Random ``segment``-second crops of (noisy ``[C, S]``, clean ``[S]``) pairs.
 
     Shorter utterances are zero-padded at the end. Call ``set_epoch`` before each epoch. The crop
@@ -68,11 +85,6 @@ class CropDataset(_Base):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    @property
-    def slot(self) -> int:
-        """Which of an utterance's crops this epoch uses (the epoch itself without crop slots)."""
-        return self.epoch % self.crop_slots if self.crop_slots else self.epoch
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         noisy, ref = self._crop(index)
         return self._with_id(index, noisy, ref)
@@ -80,7 +92,7 @@ class CropDataset(_Base):
     def _with_id(self, index: int, noisy: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not self.crop_slots:
             return noisy, ref
-        return noisy, ref, torch.tensor(self.slot * len(self) + index, dtype=torch.long)
+        return noisy, ref, self.crop_id(index)
 
     def _crop(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = self.data.utt_ids[index]
@@ -193,7 +205,7 @@ def speaker_list(data: DataDir) -> list[str]:
     return sorted({e.value for e in data.utt2spk.values()})
 
 
-class SpeakerCropDataset(Dataset):
+class SpeakerCropDataset(_CropSlots, Dataset):
     """Random ``segment``-second crops of ``wav.scp`` with speaker labels, for speaker verification.
 
     Item ``index``: ``(wav [1, S] float32, label int64, crop_id int64)``. ``label`` is the index
@@ -232,11 +244,6 @@ class SpeakerCropDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    @property
-    def slot(self) -> int:
-        """Which of an utterance's crops this epoch uses (the epoch itself without crop slots)."""
-        return self.epoch % self.crop_slots if self.crop_slots else self.epoch
-
     def crop_start(self, index: int, length: int) -> int:
         rng = np.random.default_rng([self.seed, self.slot, index])
         return int(rng.integers(0, length - self.segment + 1)) if length > self.segment else 0
@@ -253,9 +260,8 @@ class SpeakerCropDataset(Dataset):
             raise DataError(entry.where, f"utterance {key!r} is empty ({entry.value})")
         if wav.shape[1] < self.segment:
             wav = np.tile(wav, (1, -(-self.segment // wav.shape[1])))[:, :self.segment]
-        crop_id = self.slot * len(self) + index
         return (torch.from_numpy(np.ascontiguousarray(wav)), torch.tensor(self.labels[index], dtype=torch.long),
-                torch.tensor(crop_id, dtype=torch.long))
+                self.crop_id(index))
 
 
 class TrialUtteranceDataset(Dataset):
