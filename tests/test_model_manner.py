@@ -7,7 +7,7 @@ import torch
 import sekd.models.manner  # noqa: F401  (registers "manner")
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
-from sekd.models.manner import CONFIGS
+from sekd.models.manner import CONFIGS, _ConvBN
 from sekd.train.losses import SISNRLoss
 
 from conftest import assert_gradients_everywhere, sisnr_steps
@@ -109,3 +109,28 @@ def test_loss_falls_on_a_fixed_batch():
     noisy = clean + 0.3 * torch.randn_like(clean)
     losses = sisnr_steps(model, noisy, clean[:, 0], 15, lr=3e-3)
     assert losses[-1] < losses[0] - 3.0, losses
+
+
+def test_bn_momentum_sets_how_fast_eval_statistics_follow_training():
+    """Official BasicConv BatchNorms keep momentum 0.01; ``bn_momentum`` changes them all.
+
+    After 30 train-mode passes over one batch, a BatchNorm's running mean has moved
+    1 - (1 - m)**30 of the way to the batch mean: 96 % with 0.1, 26 % with 0.01.
+    """
+    x = torch.randn(4, 4000) * 0.05
+
+    def share_followed(momentum):
+        torch.manual_seed(0)
+        model = build_model("manner", hidden=3, depth=2, segment_len=8, bn_momentum=momentum).train()
+        assert {m[1].momentum for m in model.modules() if isinstance(m, _ConvBN)} == {momentum}
+        bn = model.encoder[0].attention.merge[1]
+        seen = []
+        bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean((0, 2))))
+        with torch.no_grad():
+            for _ in range(30):
+                model(x)
+        return (bn.running_mean / seen[-1]).mean().item()
+
+    assert build_model("manner", hidden=3, depth=2, segment_len=8).encoder[0].attention.merge[1].momentum == 0.01
+    assert share_followed(0.1) == pytest.approx(1 - 0.9 ** 30, abs=0.02)
+    assert share_followed(0.01) == pytest.approx(1 - 0.99 ** 30, abs=0.02)
