@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sekd.metrics import DISPLAY
+from sekd.metrics import metric as metric_info
 
 
 def _pyplot():
@@ -26,7 +26,7 @@ def kd_gain_chart(rows: list[dict], out: Path) -> Path | None:
     seen against what there was to gain. Bars: the paired mean; error bars: the paired 95 %
     interval (``sekd.bin.report.paired_gain``); green/red where the interval excludes zero, grey
     where it does not."""
-    from sekd.bin.report import MIN_GAP, gains, paired_gain, teacher_gap
+    from sekd.bin.report import gains, paired_gain, teacher_gap
 
     kd_rows = [r for r in rows if r["role"] == "kd" and r.get("baseline")]
     if not kd_rows:
@@ -50,12 +50,12 @@ def kd_gain_chart(rows: list[dict], out: Path) -> Path | None:
         for i, g in enumerate(gaps):
             if np.isfinite(g):
                 ax.hlines(g, i - 0.42, i + 0.42, colors="black", linestyles="dashed", linewidth=1)
-        reach = np.nanmax(np.abs(np.concatenate([values, low, high, gaps, [MIN_GAP.get(m, 0.0)]])))
+        reach = np.nanmax(np.abs(np.concatenate([values, low, high, gaps, [metric_info(m).min_gap]])))
         reach = 1.15 * float(reach) if np.isfinite(reach) and reach > 0 else 1.0
         ax.set_ylim(-reach, reach)  # symmetric: a tiny difference stays small
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, names, rotation=35, ha="right", fontsize=8)
-        ax.set_title(f"{DISPLAY.get(m, m)} gain (> 0: better)", fontsize=9)
+        ax.set_title(f"{metric_info(m).display} gain (> 0: better)", fontsize=9)
     fig.suptitle("KD student minus its own baseline (bars: paired 95 % CI; green/red: excludes zero; "
                  "dashed: teacher minus baseline)", fontsize=9)
     fig.tight_layout()

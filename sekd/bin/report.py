@@ -24,18 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from sekd.metrics import DISPLAY
+from sekd.metrics import TABLE
+from sekd.metrics import metric as metric_info
 
 ROLE_ORDER = {"noisy": 0, "teacher": 1, "student": 2, "kd": 3}
-LOWER_IS_BETTER: set[str] = {"llr", "wss", "wer", "eer", "mindcf_0.01", "mindcf_0.05"}
-SV_METRICS: set[str] = {"eer", "mindcf_0.01", "mindcf_0.05"}
-DB_METRICS: set[str] = {"sisdr", "sdr", "segsnr", "wss"}  # shown with 2 decimals
-# The share of the teacher-baseline gap a KD student closes is shown only where the teacher
-# beats the baseline by at least this much: a tiny gap turns noise into +-1000 %.
-MIN_GAP = {"pesq_wb": 0.02, "pesq_nb": 0.02, "stoi": 0.005, "estoi": 0.005, "sisdr": 0.2, "sdr": 0.2,
-           "segsnr": 0.2, "csig": 0.02, "cbak": 0.02, "covl": 0.02, "llr": 0.01, "wss": 0.5,
-           "dnsmos_sig": 0.02, "dnsmos_bak": 0.02, "dnsmos_ovrl": 0.02, "dnsmos_p808": 0.02, "wer": 0.005,
-           "l3das23": 0.005, "eer": 0.1, "mindcf_0.01": 0.005, "mindcf_0.05": 0.005}
+# Each metric's direction, digits and minimum gap are its row of sekd.metrics.TABLE: the share of
+# the teacher-baseline gap a KD student closes is shown only where the teacher beats the baseline
+# by at least ``min_gap`` (a tiny gap turns noise into +-1000 %).
+
+
+def _sign(m: str) -> float:
+    """+1 where higher is better, -1 where lower is (EER, WER, LLR, WSS, minDCF)."""
+    return 1.0 if metric_info(m).higher_is_better else -1.0
+
+
+def _name(m: str) -> str:
+    return metric_info(m).display
 _COST_CACHE: dict[str, dict] = {}
 
 
@@ -225,7 +229,7 @@ def paired_gain(row: dict, rows: list[dict], metric: str):
 
     by_system = {r["system"]: r for r in rows}
     base = by_system.get(row.get("baseline") or "")
-    if base is None or metric in SV_METRICS:
+    if base is None or metric_info(metric).task == "sv":
         return None
     key = (row["system"], base["system"], metric, str(row["runs"][0]["scoring"]))
     if key not in _CI_CACHE:
@@ -235,7 +239,7 @@ def paired_gain(row: dict, rows: list[dict], metric: str):
         bs = [_utt_scores(b["scoring"], metric) for _, b in pairs]
         result = None
         if pairs and all(x is not None for x in kd + bs):
-            d = paired_differences(kd, bs, -1.0 if metric in LOWER_IS_BETTER else 1.0)
+            d = paired_differences(kd, bs, _sign(metric))
             result = paired_bootstrap(d) if d.size else None
         _CI_CACHE[key] = result
     return _CI_CACHE[key]
@@ -255,7 +259,7 @@ def teacher_gap(row: dict, rows: list[dict], metric: str) -> float | None:
     base, teacher = by_system.get(row.get("baseline") or ""), by_system.get(row.get("teacher_row") or "")
     if base is None or teacher is None or None in (base["metrics"].get(metric), teacher["metrics"].get(metric)):
         return None
-    return (-1 if metric in LOWER_IS_BETTER else 1) * (teacher["metrics"][metric] - base["metrics"][metric])
+    return _sign(metric) * (teacher["metrics"][metric] - base["metrics"][metric])
 
 
 def gains(row: dict, rows: list[dict], metric: str) -> tuple[float | None, float | None]:
@@ -267,13 +271,13 @@ def gains(row: dict, rows: list[dict], metric: str) -> tuple[float | None, float
     value = row["metrics"].get(metric)
     if base is None or value is None or base["metrics"].get(metric) is None:
         return None, None
-    sign = -1 if metric in LOWER_IS_BETTER else 1
+    sign = _sign(metric)
     ci = paired_gain(row, rows, metric)
     gain = ci.mean if ci is not None else sign * (value - base["metrics"][metric])
     gap = None
     if teacher is not None and teacher["metrics"].get(metric) is not None:
         width = sign * (teacher["metrics"][metric] - base["metrics"][metric])
-        gap = gain / width if width >= MIN_GAP.get(metric, 1e-9) else None
+        gap = gain / width if width >= metric_info(metric).min_gap else None
     return gain, gap
 
 
@@ -284,7 +288,7 @@ def _fmt_params(n: int | None) -> str:
 def _fmt(m: str, v: float | None, signed: bool = False) -> str:
     if v is None or not np.isfinite(v):
         return "n/a"
-    digits = 2 if m in DB_METRICS else 4 if m.startswith("mindcf") else 3
+    digits = metric_info(m).digits
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
@@ -299,13 +303,13 @@ def table(rows: list[dict], primary: str | None = None) -> list[str]:
     for m in metrics:
         vals = [r["metrics"].get(m) for r in rows if r["metrics"].get(m) is not None]
         if vals:
-            best[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
+            best[m] = max(vals) if metric_info(m).higher_is_better else min(vals)
     threads = next((r["costs"]["threads"] for r in rows if r["costs"]), "all")
-    pname = DISPLAY.get(primary, primary)
-    head = (["System", "Role", "KD (teacher)", "Seeds", "Params", "GMAC/s"] + [DISPLAY.get(m, m) for m in metrics]
+    pname = _name(primary)
+    head = (["System", "Role", "KD (teacher)", "Seeds", "Params", "GMAC/s"] + [_name(m) for m in metrics]
             + [f"{pname} gain over baseline", f"{pname} gap closed"]
             + ["Train (min)", "RTF 1 thread", f"RTF {threads} threads", "Peak mem (MiB)", "Latency (ms)",
-               "RTF embed" if SV_METRICS & set(metrics) else "RTF enhance"])
+               "RTF embed" if any(metric_info(m).task == "sv" for m in metrics) else "RTF enhance"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         kd = "-"
@@ -349,7 +353,7 @@ def kd_table(rows: list[dict]) -> list[str]:
     if not kd_rows:
         return []
     metrics = list(dict.fromkeys(m for r in kd_rows for m in r["metrics"]))
-    head = ["KD student", "Teacher", "Baseline student"] + [DISPLAY.get(m, m) for m in metrics]
+    head = ["KD student", "Teacher", "Baseline student"] + [_name(m) for m in metrics]
     lines = ["Gain of each KD student over its baseline student (same model, no teacher: the plain student, "
              "or the method's no-teacher ablation where it adds losses of its own), better is positive: the "
              "paired mean over seeds and test utterances, its 95 % confidence interval in brackets (two-way "
@@ -357,7 +361,7 @@ def kd_table(rows: list[dict]) -> list[str]:
              "its baseline; `*`: the interval excludes zero), and in parentheses the share of the "
              "teacher-baseline gap it closes (100 % = as good as the teacher; `-` where the teacher is not "
              "better than the baseline by at least "
-             + ", ".join(f"{v:g} {DISPLAY.get(m, m)}" for m, v in MIN_GAP.items() if m in metrics) + "):", "",
+             + ", ".join(f"{row.min_gap:g} {row.display}" for m, row in TABLE.items() if m in metrics) + "):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in kd_rows:
         cells = [r["system"], r["teacher"] or "-", r.get("baseline") or "none"]
@@ -509,9 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                   + table(rows, args.primary_metric) + [""])
         lines += coverage_lines(rows)
         reasons = {m: why for r in rows for m, why in r.get("unavailable", {}).items()}
-        lines += [f"{DISPLAY.get(m, m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
+        lines += [f"{_name(m)} unavailable: {why}." for m, why in reasons.items()] + ([""] if reasons else [])
         lines += kd_table(rows) + teacher_lines(rows) + weight_lines(exp_dir)
-        sv_set = any(SV_METRICS & set(r["metrics"]) for r in rows)
+        sv_set = any(metric_info(m).task == "sv" for r in rows for m in r["metrics"])
         sv_sets = sv_sets or sv_set
         se_sets = se_sets or not sv_set
         if not args.no_plots:

@@ -45,11 +45,11 @@ import numpy as np
 from sekd.data import DataError, read_scp
 from sekd.data.audio import check_finite
 from sekd.data.kaldi_dir import PIPE_NOTE, Entry, read_entry
-from sekd.metrics import DISPLAY, METRICS
+from sekd.metrics import DISPLAY, METRICS, TABLE
 from sekd.output_dir import OutputDir
 
 
-# Metrics computed together, by one call per utterance: name -> (members, function).
+# Metrics computed together, by one call per utterance: group -> (members of sekd.metrics.TABLE, function).
 def _composite(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], opts: Options) -> dict[str, float]:
     from sekd.metrics.composite import composite
 
@@ -69,12 +69,16 @@ def _asr(ref: np.ndarray, est: np.ndarray, rate: int, done: dict[str, float], op
     return l3das23.task1_metric(ref, est, rate, l3das23.shared_transcriber(opts.asr_model))
 
 
+def _members(group: str) -> tuple[str, ...]:
+    return tuple(n for n, m in TABLE.items() if m.group == group)
+
+
 GROUPS: dict[str, tuple[tuple[str, ...], Callable]] = {
-    "composite": (("csig", "cbak", "covl", "llr", "wss"), _composite),
-    "dnsmos": (("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"), _dnsmos),
-    "asr": (("wer", "l3das23"), _asr),
+    "composite": (_members("composite"), _composite),
+    "dnsmos": (_members("dnsmos"), _dnsmos),
+    "asr": (_members("asr"), _asr),
 }
-KNOWN = list(METRICS) + [m for members, _ in GROUPS.values() for m in members]
+KNOWN = list(METRICS) + [m for members, _ in GROUPS.values() for m in members]  # every audio metric of TABLE
 OUTPUT_FILES = ("result.json", "result.md", *(f"{m}.scp" for m in KNOWN))  # what a scoring dir holds
 
 

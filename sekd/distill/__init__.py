@@ -10,10 +10,12 @@ trainable adapters; they train with the student and are not part of it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
+
+from sekd.registry import Registry
 
 
 @dataclass
@@ -80,24 +82,13 @@ class KDTerm(nn.Module):
         raise NotImplementedError
 
 
-KD_TERMS: dict[str, type[KDTerm]] = {}
-
-
-def register_kd(name: str) -> Callable[[type[KDTerm]], type[KDTerm]]:
-    def wrap(cls: type[KDTerm]) -> type[KDTerm]:
-        if name in KD_TERMS:
-            raise ValueError(f"KD term {name!r} registered twice")
-        KD_TERMS[name] = cls
-        return cls
-
-    return wrap
+KD_TERMS: Registry[type[KDTerm]] = Registry("KD method")
+register_kd = KD_TERMS.register
 
 
 def build_kd_term(name: str, **args: Any) -> KDTerm:
-    if name not in KD_TERMS:
-        raise KeyError(f"unknown KD method {name!r}; known: {', '.join(sorted(KD_TERMS))}")
-    return KD_TERMS[name](**args)
+    return KD_TERMS.build(name, **args)
 
 
 # Each import registers its terms (one file per method).
-from sekd.distill import at, atkl, embedding_kd, fitnet, i2srf_tfckd, imlkd, logit_kd, mtakd, mvat, output, tfckd  # noqa: E402,F401  # noqa: E402,F401  (speaker verification)
+from sekd.distill import at, atkl, embedding_kd, fitnet, i2srf_tfckd, imlkd, logit_kd, mtakd, mvat, output, tfckd  # noqa: E402,F401

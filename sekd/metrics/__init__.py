@@ -23,6 +23,7 @@ estimate is defined (the noise is the reference), PESQ fails on it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -105,20 +106,51 @@ def segsnr(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
     return _segsnr(ref, est, rate)
 
 
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
-    "pesq_wb": pesq_wb,
-    "pesq_nb": pesq_nb,
-    "stoi": stoi,
-    "estoi": estoi,
-    "sisdr": sisdr,
-    "sdr": sdr,
-    "segsnr": segsnr,
-}
+@dataclass(frozen=True)
+class Metric:
+    """What the scorer and the report know of a metric: one row of ``TABLE``."""
 
-# How the report names them.
-DISPLAY = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "eSTOI", "sisdr": "SI-SDR",
-           "sdr": "SDR", "segsnr": "segSNR",
-           "csig": "CSIG", "cbak": "CBAK", "covl": "COVL", "llr": "LLR", "wss": "WSS",
-           "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL",
-           "dnsmos_p808": "DNSMOS P.808", "wer": "WER", "l3das23": "L3DAS23",
-           "eer": "EER (%)", "mindcf_0.01": "minDCF (0.01)", "mindcf_0.05": "minDCF (0.05)"}
+    name: str
+    display: str  # how tables and charts name it
+    higher_is_better: bool = True
+    digits: int = 3  # decimals in the report
+    min_gap: float = 0.02  # a teacher-baseline gap below this is too small to share out (report)
+    function: Callable[[np.ndarray, np.ndarray, int], float] | None = None  # per utterance (ref, est, rate)
+    group: str | None = None  # computed together with its group by sekd-score (composite, dnsmos, asr)
+    task: str = "se"  # "sv": from trial scores (sekd-score-sv), not from audio
+
+
+TABLE: dict[str, Metric] = {m.name: m for m in (
+    Metric("pesq_wb", "PESQ-WB", function=pesq_wb),
+    Metric("pesq_nb", "PESQ-NB", function=pesq_nb),
+    Metric("stoi", "STOI", min_gap=0.005, function=stoi),
+    Metric("estoi", "eSTOI", min_gap=0.005, function=estoi),
+    Metric("sisdr", "SI-SDR", digits=2, min_gap=0.2, function=sisdr),
+    Metric("sdr", "SDR", digits=2, min_gap=0.2, function=sdr),
+    Metric("segsnr", "segSNR", digits=2, min_gap=0.2, function=segsnr),
+    Metric("csig", "CSIG", group="composite"),
+    Metric("cbak", "CBAK", group="composite"),
+    Metric("covl", "COVL", group="composite"),
+    Metric("llr", "LLR", higher_is_better=False, min_gap=0.01, group="composite"),
+    Metric("wss", "WSS", higher_is_better=False, digits=2, min_gap=0.5, group="composite"),
+    Metric("dnsmos_sig", "DNSMOS SIG", group="dnsmos"),
+    Metric("dnsmos_bak", "DNSMOS BAK", group="dnsmos"),
+    Metric("dnsmos_ovrl", "DNSMOS OVRL", group="dnsmos"),
+    Metric("dnsmos_p808", "DNSMOS P.808", group="dnsmos"),
+    Metric("wer", "WER", higher_is_better=False, min_gap=0.005, group="asr"),
+    Metric("l3das23", "L3DAS23", min_gap=0.005, group="asr"),
+    Metric("eer", "EER (%)", higher_is_better=False, min_gap=0.1, task="sv"),
+    Metric("mindcf_0.01", "minDCF (0.01)", higher_is_better=False, digits=4, min_gap=0.005, task="sv"),
+    Metric("mindcf_0.05", "minDCF (0.05)", higher_is_better=False, digits=4, min_gap=0.005, task="sv"),
+)}
+
+
+def metric(name: str) -> Metric:
+    """The row of ``name``; a name the table does not know (a user's own column) gets the defaults."""
+    return TABLE.get(name) or Metric(name, name, min_gap=0.0)
+
+
+# The per-utterance functions, and the names as tables show them (views of TABLE).
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
+    n: m.function for n, m in TABLE.items() if m.function is not None}
+DISPLAY: dict[str, str] = {n: m.display for n, m in TABLE.items()}

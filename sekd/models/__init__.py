@@ -6,30 +6,19 @@ from a config; ``register_model`` adds a class to the registry.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
-MODELS: dict[str, type[nn.Module]] = {}
+from sekd.registry import Registry
 
-
-def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: make ``cls`` buildable as ``name`` from configs."""
-
-    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = cls
-        return cls
-
-    return wrap
+MODELS: Registry[type[nn.Module]] = Registry("model")
+register_model = MODELS.register  # class decorator: make ``cls`` buildable as ``name`` from configs
 
 
 def build_model(name: str, **args: Any) -> nn.Module:
     """Instantiate the registered model ``name`` with constructor arguments ``args``."""
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    return MODELS[name](**args)
+    return MODELS.build(name, **args)
 
 
 def count_parameters(model: nn.Module) -> int:

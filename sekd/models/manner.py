@@ -100,7 +100,7 @@ CONFIGS = {
 
 
 class _ConvBN(nn.Sequential):
-    """Conv1d without bias + BatchNorm (momentum 0.01; ``MANNER(bn_momentum=)``) + optional ReLU (official ``BasicConv``)."""
+    """Conv1d without bias + BatchNorm (momentum 0.01: ``MANNER(bn_momentum=)``) + optional ReLU (``BasicConv``)."""
 
     def __init__(self, cin: int, cout: int, kernel_size: int, padding: int = 0, relu: bool = True) -> None:
         layers = [nn.Conv1d(cin, cout, kernel_size, padding=padding, bias=False),

@@ -34,7 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sekd.registry import Registry
 
+HEADS: Registry[type[nn.Module]] = Registry("head")  # speaker classifiers, named by the SV config's loss.name
+
+
+@HEADS.register("aam")
 class AAMSoftmax(nn.Module):
     """AAM-softmax head: ``[B, embed_dim]`` embeddings and ``[B]`` int labels -> ``(loss, logits [B, N])``.
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from sekd.registry import Registry
+
+LOSSES: Registry[type[torch.nn.Module]] = Registry("loss")
+
 
 def si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8, sign_aware: bool = False) -> torch.Tensor:
     """Scale-invariant SNR in dB per item, ``[B, T] x [B, T] -> [B]`` (means removed).
@@ -27,6 +31,7 @@ def snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     return 10 * torch.log10((ref.pow(2).sum(-1) + eps) / ((ref - est).pow(2).sum(-1) + eps))
 
 
+@LOSSES.register("sisnr")
 class SISNRLoss(torch.nn.Module):
     """Negative mean SI-SNR (dB): the DCCRN training objective.
 
@@ -45,6 +50,7 @@ class SISNRLoss(torch.nn.Module):
         return -si_snr(est, ref, sign_aware=self.sign_aware).mean()
 
 
+@LOSSES.register("snr")
 class SNRLoss(torch.nn.Module):
     """Negative mean SNR (dB): fixes the output level as well as its polarity."""
 
@@ -52,6 +58,7 @@ class SNRLoss(torch.nn.Module):
         return -snr(est, ref).mean()
 
 
+@LOSSES.register("l1_mrstft")
 class L1MRSTFTLoss(torch.nn.Module):
     """MANNER's (and Demucs') objective: waveform L1 + multi-resolution STFT loss.
 
@@ -105,10 +112,5 @@ class L1MRSTFTLoss(torch.nn.Module):
         return (a * speech + (1 - a) * self.per_item(mix - est, noise_ref)).mean()
 
 
-LOSSES = {"sisnr": SISNRLoss, "snr": SNRLoss, "l1_mrstft": L1MRSTFTLoss}
-
-
 def build_loss(name: str, **args) -> torch.nn.Module:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name](**args)
+    return LOSSES.build(name, **args)

@@ -35,7 +35,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
 from sekd.distill.teacher_cache import TeacherCache
 from sekd.models import MODELS, build_model, count_parameters
+from sekd.registry import Registry
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
 from sekd.train.config import ConfigError, dump
@@ -60,36 +61,55 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
+for _name, _cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)):
+    OPTIMIZERS.register(_name)(_cls)
+
+
 def build_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **args):
-    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    if name not in optimizers:
-        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(optimizers)}")
-    return optimizers[name](params, lr=lr, weight_decay=weight_decay, **args)
+    return OPTIMIZERS.build(name, params, lr=lr, weight_decay=weight_decay, **args)
 
 
+# LR schedules: ``builder(optimizer, max_epochs, steps_per_epoch, **args)``, stepped once per
+# epoch unless named in PER_STEP_SCHEDULERS (then once per optimizer step).
+SCHEDULERS: Registry[Callable] = Registry("scheduler")
 PER_STEP_SCHEDULERS = ("onecycle",)
 
 
+@SCHEDULERS.register("onecycle")
+def _onecycle(optimizer, max_epochs, steps_per_epoch, **args):
+    """``max_lr`` (default the optimizer's ``lr``), ``pct_start`` 0.3, over ``max_epochs *
+    steps_per_epoch`` steps, as the official MANNER training's ``OneCycleLR``."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.get("max_lr", optimizer.param_groups[0]["lr"]),
+        total_steps=max_epochs * steps_per_epoch, pct_start=args.get("pct_start", 0.3))
+
+
+@SCHEDULERS.register("plateau")
+def _plateau(optimizer, max_epochs, steps_per_epoch, **args):
+    """On the validation metric: ``mode: max`` for SI-SNR, ``min`` for EER."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1))
+
+
+@SCHEDULERS.register("cosine")
+def _cosine(optimizer, max_epochs, steps_per_epoch, **args):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=args.get("eta_min", 0))
+
+
+@SCHEDULERS.register("step")
+def _step(optimizer, max_epochs, steps_per_epoch, **args):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1), gamma=args.get("gamma", 0.5))
+
+
+@SCHEDULERS.register("none")
+def _none(optimizer, max_epochs, steps_per_epoch, **args):
+    return None
+
+
 def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", steps_per_epoch: int = 1, **args):
-    """LR schedule stepped once per epoch: ``plateau`` (on the validation metric: ``mode: max`` for
-    SI-SNR, ``min`` for EER), ``cosine``, ``step``, ``none``; or once per optimizer step:
-    ``onecycle`` (``max_lr``, default the optimizer's ``lr``; ``pct_start`` 0.3; over
-    ``max_epochs * steps_per_epoch`` steps, as the official MANNER training's ``OneCycleLR``)."""
-    if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=args.get("max_lr", optimizer.param_groups[0]["lr"]),
-            total_steps=max_epochs * steps_per_epoch, pct_start=args.get("pct_start", 0.3))
-    if name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1))
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=args.get("eta_min", 0))
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1),
-                                               gamma=args.get("gamma", 0.5))
-    if name == "none":
-        return None
-    raise KeyError(f"unknown scheduler {name!r}; known: plateau, cosine, step, onecycle, none")
+    """The LR schedule ``name`` (``SCHEDULERS``: plateau, cosine, step, onecycle, none)."""
+    return SCHEDULERS.build(name, optimizer, max_epochs, steps_per_epoch, **args)
 
 
 class Trainer:
@@ -251,12 +271,13 @@ class Trainer:
         return log
 
     def _build_head(self, lcfg: dict) -> nn.Module:
-        """The AAM-softmax head of an SV model over the training speakers (``loss`` section)."""
-        from sekd.sv.aam import AAMSoftmax
+        """The speaker-classifier head (``sekd.sv.aam.HEADS``: AAM-softmax) of an SV model over the
+        training speakers (``loss`` section)."""
+        from sekd.sv.aam import HEADS
 
         args = dict(lcfg)
         name = args.pop("name", None)
-        if name != "aam":
+        if name not in HEADS:
             raise ConfigError(f"model {self.cfg['model']['name']} is a speaker-verification model: it trains with "
                               f"loss.name aam (AAM-softmax: margin, scale, easy_margin, margin_warmup_steps), "
                               f"not {name!r}")
@@ -265,16 +286,17 @@ class Trainer:
         if embed_dim is None:
             raise ConfigError(f"model {self.cfg['model']['name']} has no embed_dim")
         try:
-            head = AAMSoftmax(int(embed_dim), self.train_set.num_speakers, **args)
+            head = HEADS.build(name, int(embed_dim), self.train_set.num_speakers, **args)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"loss (aam): {exc}") from None
+            raise ConfigError(f"loss ({name}): {exc}") from None
         self.margin = head.margin
-        self.head_args = {"embed_dim": int(embed_dim), "num_classes": self.train_set.num_speakers, **args}
+        self.head_name, self.head_args = name, {"embed_dim": int(embed_dim), "num_classes": self.train_set.num_speakers,
+                                                **args}
         return head
 
     def _teacher_head(self, ckpt: dict, where: str) -> nn.Module | None:
         """The frozen AAM-softmax head of an SV teacher checkpoint, when it was trained on the same speakers."""
-        from sekd.sv.aam import AAMSoftmax
+        from sekd.sv.aam import HEADS
 
         saved = ckpt.get("head")
         if not saved:
@@ -283,7 +305,7 @@ class Trainer:
             logging.getLogger(__name__).warning("%s: the teacher's head was trained on other speakers than %s; "
                                                 "no teacher logits", where, self.train_set.data.path)
             return None
-        head = AAMSoftmax(**saved["args"])
+        head = HEADS.build(saved.get("name", "aam"), **saved["args"])
         head.load_state_dict(saved["state_dict"])
         for p in head.parameters():
             p.requires_grad_(False)
@@ -334,7 +356,7 @@ class Trainer:
         ckpt["state_dict"] = self.model.state_dict()
         ckpt["epoch"], ckpt[self._best_key] = self.epoch, self.best
         if self.head is not None:
-            ckpt["head"] = {"name": "aam", "args": self.head_args, "speakers": list(self.train_set.speakers),
+            ckpt["head"] = {"name": self.head_name, "args": self.head_args, "speakers": list(self.train_set.speakers),
                             "state_dict": self.head.state_dict()}
         if with_trainer:
             ckpt["trainer"] = {

@@ -1,0 +1,46 @@
+"""One metric table: the scorer, the report and the charts read name, direction, digits and gap from it."""
+from __future__ import annotations
+
+import numpy as np
+
+from sekd.bin import report
+from sekd.bin.score import GROUPS, KNOWN
+from sekd.metrics import DISPLAY, METRICS, TABLE, metric
+
+
+def test_every_scorer_metric_has_one_row_and_the_views_follow_it():
+    assert set(KNOWN) == {n for n, m in TABLE.items() if m.task == "se"}
+    assert METRICS == {n: m.function for n, m in TABLE.items() if m.function is not None}
+    assert DISPLAY["pesq_wb"] == "PESQ-WB" and DISPLAY["mindcf_0.01"] == "minDCF (0.01)"
+    assert GROUPS["composite"][0] == ("csig", "cbak", "covl", "llr", "wss")
+    for n, m in TABLE.items():
+        assert (m.function is None) != (m.group is None) or m.task == "sv", n  # computed one way
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(16000)
+    assert METRICS["sisdr"](ref, ref + 0.1 * ref, 16000) > 40
+
+
+def test_report_takes_direction_digits_and_gap_from_the_table():
+    lower = {n for n, m in TABLE.items() if not m.higher_is_better}
+    assert lower == {"llr", "wss", "wer", "eer", "mindcf_0.01", "mindcf_0.05"}
+    assert report._sign("eer") == -1 and report._sign("pesq_wb") == 1
+    assert report._fmt("sisdr", 1.23456) == "1.23" and report._fmt("mindcf_0.05", 0.123456) == "0.1235"
+    assert report._fmt("pesq_wb", 1.23456) == "1.235"
+    # a user's own column: higher is better, 3 digits, named as it is, any gap shared out
+    own = metric("my_score")
+    assert own.display == "my_score" and own.higher_is_better and own.digits == 3 and own.min_gap == 0.0
+    # the gap share respects min_gap: a 0.01 PESQ gap (below 0.02) shares nothing, a 0.4 one does
+    def rows(teacher):
+        return [{"system": "kd", "baseline": "base", "teacher_row": "t", "metrics": {"pesq_wb": 1.2},
+                 "runs": [{"seed": 0, "scoring": None}]},
+                {"system": "base", "metrics": {"pesq_wb": 1.0}, "runs": []},
+                {"system": "t", "metrics": {"pesq_wb": teacher}, "runs": []}]
+    assert report.gains(rows(1.01)[0], rows(1.01), "pesq_wb")[1] is None
+    gain, share = report.gains(rows(1.4)[0], rows(1.4), "pesq_wb")
+    assert abs(gain - 0.2) < 1e-9 and abs(share - 0.5) < 1e-9
+    # lower is better: EER 5 % -> 4 % is a gain of +1
+    sv = [{"system": "kd", "baseline": "base", "teacher_row": "t", "metrics": {"eer": 4.0},
+           "runs": [{"seed": 0, "scoring": None}]},
+          {"system": "base", "metrics": {"eer": 5.0}, "runs": []}, {"system": "t", "metrics": {"eer": 3.0}, "runs": []}]
+    gain, share = report.gains(sv[0], sv, "eer")
+    assert gain == 1.0 and share == 0.5
