@@ -142,12 +142,18 @@ def test_kd_without_teacher_is_an_error(tmp_path, tiny_data):
     assert proc.returncode == 1 and "kd.terms output need a teacher checkpoint" in out
 
 
-def test_kd_adapters_train_with_the_student_and_resume(tmp_path, tiny_data):
-    """Adapters made at the first batch are in the optimizer, change during training, are saved in
-    last.pt (restored on resume) and are not part of the student's best.pt."""
+def test_kd_adapters_train_with_the_student_and_resume(tmp_path, tiny_data, monkeypatch):
+    """Adapters made at the first batch are in the optimizer, change during training, are clipped
+    with the student by train.grad_clip, are saved in last.pt (restored on resume) and are not
+    part of the student's best.pt."""
+    from sekd.train import trainer as trainer_module
     from sekd.train.trainer import Trainer
 
-    write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
+    clipped = []
+    clip = trainer_module.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(trainer_module.nn.utils, "clip_grad_norm_",
+                        lambda params, max_norm: clipped.append({id(p) for p in params}) or clip(params, max_norm))
+    write_config(tmp_path / "c.yaml", train={"max_epochs": 1, "grad_clip": 5.0})
     Trainer(build_config([tmp_path / "c.yaml"]), *map(str, tiny_data), str(tmp_path / "t"), role="teacher").run()
     terms = ("[{name: fitnet, weight: 1.0, args: {student_layers: [encoder.1, encoder.2], "
              "teacher_layers: [encoder.1, encoder.2]}}]")
@@ -159,8 +165,11 @@ def test_kd_adapters_train_with_the_student_and_resume(tmp_path, tiny_data):
     in_optimizer = {id(p) for group in student.optimizer.param_groups for p in group["params"]}
     assert all(id(p) in in_optimizer for p in adapters.values())
     before = {k: v.detach().clone() for k, v in adapters.items()}
+    clipped.clear()
     student.run()
     assert all(not torch.equal(before[k], v) for k, v in student.kd_terms.named_parameters())
+    assert clipped and all(clipped[0] == s for s in clipped)
+    assert {id(p) for p in adapters.values()} | {id(p) for p in student.model.parameters()} == clipped[0]
     best = torch.load(tmp_path / "s/checkpoints/best.pt", weights_only=False)
     assert not any("adapters" in k for k in best["state_dict"])
     resumed = Trainer(build_config([tmp_path / "c.yaml"], overrides), *map(str, tiny_data), str(tmp_path / "s"))

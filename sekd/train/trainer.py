@@ -231,6 +231,7 @@ class Trainer:
         params = list(self.model.parameters()) + list(self.kd_terms.parameters())
         if self.head is not None:
             params += list(self.head.parameters())
+        self.trained_params = params  # what the optimizer steps and train.grad_clip clips, all together
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -615,7 +616,7 @@ class Trainer:
                     distributed.average_gradients(self.head.parameters(), self.dist)
                 if tcfg["grad_clip"]:
                     self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_(self.model.parameters(), float(tcfg["grad_clip"]))
+                    nn.utils.clip_grad_norm_(self.trained_params, float(tcfg["grad_clip"]))
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 if self.per_step_scheduler:
