@@ -44,3 +44,14 @@ def test_report_takes_direction_digits_and_gap_from_the_table():
           {"system": "base", "metrics": {"eer": 5.0}, "runs": []}, {"system": "t", "metrics": {"eer": 3.0}, "runs": []}]
     gain, share = report.gains(sv[0], sv, "eer")
     assert gain == 1.0 and share == 0.5
+
+
+def test_teacher_curve_line_uses_the_score_the_checkpoint_was_chosen_by():
+    # a PESQ-selected teacher: SI-SNR peaks at epoch 1, PESQ at epoch 3; the line reports PESQ
+    hist = [{"epoch": e, "valid_sisnr": s, "valid_pesq": p}
+            for e, s, p in ((1, 5.0, 1.2), (2, 4.0, 1.3), (3, 3.0, 1.4))]
+    lines = report.teacher_lines([{"system": "t", "role": "teacher", "history": hist}])
+    assert "- t: best validation PESQ-WB 1.400 at epoch 3 of 3; its last 1 epochs changed it by +0.100." in lines
+    sv = [{"epoch": e, "valid_eer": v} for e, v in ((1, 9.0), (2, 7.0), (3, 8.0))]
+    lines = report.teacher_lines([{"system": "s", "role": "teacher", "history": sv}])
+    assert "- s: best validation EER 7.00 % at epoch 2 of 3; its last 1 epochs changed it by +1.00 %." in lines

@@ -403,21 +403,26 @@ def weight_lines(exp_dir: Path) -> list[str]:
 
 
 def teacher_lines(rows: list[dict]) -> list[str]:
-    """How far each teacher had converged: its best validation score and what its last epochs added."""
+    """How far each teacher had converged: its best validation score (the one its checkpoint was
+    chosen by: PESQ where it was monitored, else SI-SNR or EER) and what its last epochs added."""
+    # history key -> (name, unit, digits, higher is better); valid_pesq is logged only when monitored
+    monitored = {"valid_pesq": ("PESQ-WB", "", 3, True), "valid_sisnr": ("SI-SNR", " dB", 2, True),
+                 "valid_eer": ("EER", " %", 2, False)}
     lines = []
     for r in rows:
-        hist = [h for h in r.get("history") or [] if "valid_sisnr" in h or "valid_eer" in h]
+        hist = r.get("history") or []
+        key = next((k for k in monitored if hist and k in hist[0]), None)
+        hist = [h for h in hist if key in h]
         if r["role"] != "teacher" or len(hist) < 2:
             continue
-        key = "valid_sisnr" if "valid_sisnr" in hist[0] else "valid_eer"
+        name, unit, digits, higher = monitored[key]
         vals = [h[key] for h in hist]
-        best = int(np.nanargmax(vals) if key == "valid_sisnr" else np.nanargmin(vals))
+        best = int(np.nanargmax(vals) if higher else np.nanargmin(vals))
         tail = max(1, len(vals) // 5)
-        unit, name = (" dB", "SI-SNR") if key == "valid_sisnr" else (" %", "EER")
         change = vals[-1] - vals[-1 - tail]
         where = f" (pretrained: {r['pretrained']})" if r.get("pretrained") else ""
-        lines.append(f"- {r['system']}{where}: best validation {name} {vals[best]:.2f}{unit} at epoch "
-                     f"{best + 1} of {len(vals)}; its last {tail} epochs changed it by {change:+.2f}{unit}.")
+        lines.append(f"- {r['system']}{where}: best validation {name} {vals[best]:.{digits}f}{unit} at epoch "
+                     f"{best + 1} of {len(vals)}; its last {tail} epochs changed it by {change:+.{digits}f}{unit}.")
     return (["Teachers' learning curves (validation set):", ""] + lines + [""]) if lines else []
 
 
