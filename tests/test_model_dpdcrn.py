@@ -119,3 +119,18 @@ def test_loss_falls_on_a_fixed_batch():
     noisy = clean + 0.3 * torch.randn_like(clean)
     losses = sisnr_steps(model, noisy, clean[:, 0], 8, lr=3e-3)
     assert losses[-1] < losses[0] - 3.0, losses
+
+
+@pytest.mark.parametrize("mask_future", [False, True])
+def test_fused_attention_equals_multihead_attention(mask_future):
+    """The path layer's attention (fused scaled_dot_product_attention; written out under ONNX
+    export) gives nn.MultiheadAttention's values, with the causal mask where the layer has one."""
+    from sekd.models.dpdcrn import _PathLayer
+
+    torch.manual_seed(0)
+    layer = _PathLayer(16, heads=4, mask_future=mask_future).eval()
+    h = torch.randn(3, 37, 16)
+    mask = torch.ones(37, 37, dtype=torch.bool).triu(1) if mask_future else None
+    with torch.no_grad():
+        expected = layer.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        torch.testing.assert_close(layer._attention(h), expected, atol=1e-6, rtol=1e-5)

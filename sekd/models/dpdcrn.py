@@ -167,12 +167,18 @@ class _PathLayer(nn.Module):
 
     def _attention(self, h: torch.Tensor) -> torch.Tensor:
         """``self.attn(h, h, h)`` written out with its weights (same values), so that ONNX export
-        keeps the sequence length dynamic (the exporter fixes it inside nn.MultiheadAttention)."""
+        keeps the sequence length dynamic (the exporter fixes it inside nn.MultiheadAttention).
+        Outside export the product is PyTorch's fused ``scaled_dot_product_attention``: the same
+        values (1e-7), without the ``[N, heads, L, L]`` score tensors: a training step of the mini
+        DPDCRN student (2 s crops, one thread) takes 0.44 s of CPU instead of 1.18 s."""
         attn = self.attn
         n, length, d = h.shape
         heads = attn.num_heads
         q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
         q, k, v = (t.reshape(n, length, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+        if not torch.onnx.is_in_onnx_export():
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=self.mask_future)
+            return attn.out_proj(out.transpose(1, 2).reshape(n, length, d))
         scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
         if self.mask_future:
             future = torch.ones(length, length, dtype=torch.bool, device=h.device).triu(1)
