@@ -49,6 +49,27 @@ def test_attention_counted_on_both_paths():
     assert count_macs(model.train(), x) == expected  # matmul path
 
 
+def test_fused_scaled_dot_product_attention_is_counted():
+    """F.scaled_dot_product_attention's CPU kernel (DPDCRN's path attention): q k^T and the
+    weighted sum of v, as the explicit matmuls; DPDCRN counts the same on both of its paths."""
+    q, k, v = torch.randn(3, 2, 40, 8), torch.randn(3, 2, 40, 8), torch.randn(3, 2, 40, 8)
+
+    class Fused(nn.Module):
+        def forward(self, q):
+            return nn.functional.scaled_dot_product_attention(q, k, v)
+
+    assert count_macs(Fused(), q) == 2 * 3 * 2 * 40 * 40 * 8
+    model = build_model("dpdcrn", channels=8, num_blocks=1, causal=False).eval()
+    x = torch.randn(1, 1, 8000)
+    fused = count_macs(model, x)
+    explicit = torch.onnx.is_in_onnx_export
+    try:
+        torch.onnx.is_in_onnx_export = lambda: True  # the written-out path that ONNX export takes
+        assert count_macs(model, x) == fused
+    finally:
+        torch.onnx.is_in_onnx_export = explicit
+
+
 def test_dccrn_lstm_is_not_skipped():
     """Removing the LSTM's count would make the total smaller: the recurrent layer is counted."""
     model = build_model("dccrn", channels=[8, 16, 16], rnn_units=32, win_len=256, hop=128, n_fft=256).eval()

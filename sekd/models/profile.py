@@ -68,9 +68,15 @@ def _mha_macs(module: nn.MultiheadAttention, inputs: tuple) -> int:
 
 def count_macs(model: nn.Module, inputs: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass of ``model(inputs)``."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-    counter = FlopCounterMode(display=False)
+    # the CPU kernel of F.scaled_dot_product_attention (DPDCRN, Uformer) has no formula in
+    # torch's table: the two matmuls of attention, as the table counts the GPU kernels
+    def sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    cpu_sdpa = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    counter = FlopCounterMode(display=False, custom_mapping={cpu_sdpa: sdpa})
     extra = {"macs": 0, "counted_flops": 0}
     stack: list[int] = []
     handles = []
