@@ -40,6 +40,8 @@ def _sign(m: str) -> float:
 
 def _name(m: str) -> str:
     return metric_info(m).display
+
+
 _COST_CACHE: dict[str, dict] = {}
 
 

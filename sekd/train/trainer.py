@@ -62,8 +62,9 @@ def seed_everything(seed: int) -> None:
 
 
 OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
-for _name, _cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)):
-    OPTIMIZERS.register(_name)(_cls)
+OPTIMIZERS.register("adam")(torch.optim.Adam)
+OPTIMIZERS.register("adamw")(torch.optim.AdamW)
+OPTIMIZERS.register("sgd")(torch.optim.SGD)
 
 
 def build_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **args):
