@@ -9,6 +9,7 @@ from sekd.models import MODELS
 from sekd.registry import Registry
 from sekd.sv.aam import HEADS
 from sekd.train.losses import LOSSES
+from sekd.train.tasks import TASKS
 from sekd.train.trainer import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 
 
@@ -34,6 +35,7 @@ def test_register_build_and_refuse_a_second_registration():
     (OPTIMIZERS, "optimizer", {"adam", "adamw", "sgd"}),
     (SCHEDULERS, "scheduler", {"plateau", "cosine", "step", "onecycle", "none"}),
     (HEADS, "head", {"aam"}),
+    (TASKS, "task", {"enh", "sv"}),
 ])
 def test_every_config_section_names_through_one_registry(registry, kind, names):
     assert isinstance(registry, Registry) and registry.kind == kind
@@ -51,3 +53,13 @@ def test_optimizer_and_scheduler_builders_keep_their_arguments():
     assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.total_steps == 50
     assert build_scheduler(opt, 10, "cosine").T_max == 10 and build_scheduler(opt, 10, "none") is None
     assert build_scheduler(opt, 10, "plateau", mode="min").mode == "min"
+
+
+@pytest.mark.parametrize("name, monitor, mode, good, bad", [("enh", None, "max", 12.0, 11.0),
+                                                          ("sv", "valid_eer", "min", 2.0, 3.0)])
+def test_each_task_names_its_monitored_score_and_direction(name, monitor, mode, good, bad):
+    """The loop asks the task which way is better: SI-SNR up, EER down; NaN (a diverged model) never best."""
+    task = object.__new__(TASKS[name])  # no datasets needed for the rule
+    assert task.mode == mode and (monitor is None or task.monitor == monitor)
+    assert task.better(good, bad) and not task.better(bad, good)
+    assert task.better(good, task.worst) and not task.better(float("nan"), task.worst)

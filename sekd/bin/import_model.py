@@ -68,7 +68,7 @@ def measure_valid_sisnr(model, valid_dir: str, ckpt: dict) -> float:
     import numpy as np
 
     from sekd.data import UtteranceDataset
-    from sekd.train.trainer import valid_sisnr
+    from sekd.train.tasks import valid_sisnr
 
     data = (ckpt.get("config") or {}).get("data", {})
     valid = UtteranceDataset(valid_dir, int(data.get("sample_rate") or 16000), data.get("channels"),

@@ -1,24 +1,13 @@
-"""The training loop shared by teacher, baseline-student and distillation runs, for both tasks.
+"""The training loop shared by teacher, baseline-student and distillation runs, of every task.
 
 Outputs under ``out_dir``: ``config.yaml`` (resolved), ``train.log`` (plain text),
 ``checkpoints/last.pt`` (everything needed to resume exactly) and
-``checkpoints/best.pt`` (model only, best validation SI-SNR), ``model_info.json``;
+``checkpoints/best.pt`` (model only, best validation score), ``model_info.json``;
 TensorBoard events under ``tensorboard_dir`` (one log root per recipe so curves overlay).
 
-The task follows the model (``task`` class attribute, ``"enh"`` when absent):
-
-- ``enh`` (speech enhancement): random crops of (noisy, clean) pairs, the waveform loss of
-  ``cfg['loss']``, validation SI-SNR (higher is better; ``valid/sisnr``, ``valid_sisnr``).
-- ``sv`` (speaker verification, e.g. ``ecapa_tdnn``): random crops of ``wav.scp`` with the
-  speaker's index in the training dir's sorted ``utt2spk`` speakers as label
-  (``sekd.data.SpeakerCropDataset``); an AAM-softmax head over those speakers
-  (``loss: {name: aam, margin: 0.2, scale: 30}``, optional ``margin_warmup_steps``: the margin
-  rises linearly from 0 over that many steps) trained with the model and saved in every
-  checkpoint under ``head`` (``{name, args, speakers, state_dict}``, so a teacher checkpoint
-  gives its head to logit KD; ``load_model`` ignores it); validation EER (%) on the valid
-  dir's ``trials`` (cosine of embeddings of whole utterances, or their first
-  ``data.valid_max_seconds``; lower is better; ``valid/eer``, ``valid_eer``, best checkpoint
-  = lowest EER).
+The loop knows no task: the model names one (``sekd.train.tasks``: ``enh``, ``sv``), which
+supplies the datasets, the loss of a batch, the modules trained beside the model (the
+speaker head), the validation scores and the one of them that chooses ``best.pt``.
 
 Exact resume: crops are a function of ``(seed, epoch, index)``, the batch order of
 ``(seed, epoch)``, and ``last.pt`` carries the position inside the epoch and every RNG
@@ -29,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -43,7 +31,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from sekd.data import CropDataset, MixingDataset, UtteranceDataset, collate_single
 from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
 from sekd.distill.teacher_cache import TeacherCache
@@ -52,7 +39,7 @@ from sekd.registry import Registry
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
 from sekd.train.config import ConfigError, dump
-from sekd.train.losses import build_loss, si_snr
+from sekd.train.tasks import TASKS
 
 
 def seed_everything(seed: int) -> None:
@@ -147,41 +134,16 @@ class Trainer:
         self.amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_enabled and amp == "fp16")
         self.seed = int(tcfg["seed"])
-        self.best_metric = str(tcfg["best_metric"])  # enhancement: sisnr or pesq
-        self.valid_scores: dict[str, float] = {}
         model_cls = MODELS.get(cfg["model"]["name"])
-        self.task = str(getattr(model_cls, "task", "enh"))
-        if self.task == "sv":
-            from sekd.data import SpeakerCropDataset, TrialUtteranceDataset
-
-            self.train_set = SpeakerCropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
-                                                int(dcfg["crop_slots"]))
-            self.valid_set = TrialUtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["valid_max_seconds"],
-                                                   max_trials=tcfg["max_valid_trials"])
-        elif dcfg["noise_scp"]:
-            noise_scp = Path(train_dir) / dcfg["noise_scp"]  # an absolute path stays as it is
-            self.train_set = MixingDataset(train_dir, str(noise_scp), dcfg["segment"], dcfg["sample_rate"],
-                                           self.seed, dcfg["snr_range"], dcfg["level_range"], int(dcfg["crop_slots"]))
-        else:
-            self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], self.seed,
-                                         dcfg["channels"], dcfg["ref_channel"], int(dcfg["crop_slots"]))
-        if self.task != "sv":
-            self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
+        self.task = TASKS.build(str(getattr(model_cls, "task", "enh")), cfg, str(train_dir), str(valid_dir), self.seed)
+        self.train_set, self.valid_set = self.task.train_set, self.task.valid_set
         seed_everything(self.seed)
         self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).to(self.dist.device)
         self.net: nn.Module = self.model  # what training steps call: the model, or its DDP wrapper
-        self.head: nn.Module | None = None  # sv: the AAM-softmax classifier over the training speakers
-        self.margin, self.margin_warmup = 0.0, 0
         self.global_step = 0  # read by the margin warm-up (the KD modules are built with one batch below)
-        if self.task == "sv":
-            self.loss_fn = None
-            self.head = self._build_head(cfg["loss"]).to(self.dist.device)
-        else:
-            self.loss_fn = build_loss(**cfg["loss"])
+        self.task.setup(self.model, self.dist.device)
         kcfg = cfg["kd"]
         self.teacher: nn.Module | None = None
-        self.teacher_head: nn.Module | None = None
-        self.kd_seconds = 0.0  # time in the teacher and the KD terms (sv: logged per epoch)
         self.kd_terms = nn.ModuleList()
         self.kd_weights: list[float] = []
         self.kd_names: list[str] = []
@@ -207,15 +169,14 @@ class Trainer:
             self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
-            if self.task == "sv":
-                self.teacher_head = self._teacher_head(t_ckpt, kcfg["teacher"])
+            self.task.attach_teacher(t_ckpt, kcfg["teacher"], self.dist.device)
         else:  # an ablation: terms that need no teacher (e.g. mtakd with teacher: false)
             needing = [n for n, t in zip(self.kd_names, self.kd_terms) if t.needs_teacher]
             if needing:
                 raise ConfigError(f"kd.terms {', '.join(needing)} need a teacher checkpoint (kd.teacher / --teacher)")
         self.teacher_cache = None
         if kcfg["cache_teacher"]:
-            if self.teacher is None or self.task == "sv":
+            if self.teacher is None or not self.task.caches_teacher:
                 raise ConfigError("kd.cache_teacher needs an enhancement teacher (kd.teacher); speaker-verification "
                                   "terms cache their own targets (imlkd: cache: true)")
             if not int(dcfg["crop_slots"]):
@@ -230,8 +191,8 @@ class Trainer:
                 raise ConfigError(f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
                                   f"{cfg['model']['name']} / this teacher: {exc}") from None
         params = list(self.model.parameters()) + list(self.kd_terms.parameters())
-        if self.head is not None:
-            params += list(self.head.parameters())
+        for module in self.task.modules():
+            params += list(module.parameters())
         self.trained_params = params  # what the optimizer steps and train.grad_clip clips, all together
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -244,8 +205,7 @@ class Trainer:
         ocfg = dict(cfg["optim"])
         self.optimizer = build_optimizer(params, **ocfg)
         scfg = dict(cfg["scheduler"])
-        if self.task == "sv":
-            scfg.setdefault("mode", "min")  # plateau on EER
+        scfg.setdefault("mode", self.task.mode)  # plateau: on the monitored score
         self.per_step_scheduler = scfg.get("name") in PER_STEP_SCHEDULERS
         self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg,
                                          steps_per_epoch=len(self.epoch_batches(0)))
@@ -253,7 +213,7 @@ class Trainer:
         self.epoch_sums: dict[str, float] = {}  # the epoch's summed loss parts so far (kept across a resume)
         self.epoch_steps = 0
         self.nonfinite = 0  # batches skipped for a non-finite loss
-        self.best: float = math.inf if self.task == "sv" else -math.inf
+        self.best: float = self.task.worst
         self.history: list[dict] = []
         self.log = self._logger()
 
@@ -272,47 +232,6 @@ class Trainer:
                 log.addHandler(handler)
         return log
 
-    def _build_head(self, lcfg: dict) -> nn.Module:
-        """The speaker-classifier head (``sekd.sv.aam.HEADS``: AAM-softmax) of an SV model over the
-        training speakers (``loss`` section)."""
-        from sekd.sv.aam import HEADS
-
-        args = dict(lcfg)
-        name = args.pop("name", None)
-        if name not in HEADS:
-            raise ConfigError(f"model {self.cfg['model']['name']} is a speaker-verification model: it trains with "
-                              f"loss.name aam (AAM-softmax: margin, scale, easy_margin, margin_warmup_steps), "
-                              f"not {name!r}")
-        self.margin_warmup = int(args.pop("margin_warmup_steps", 0) or 0)
-        embed_dim = getattr(self.model, "embed_dim", None)
-        if embed_dim is None:
-            raise ConfigError(f"model {self.cfg['model']['name']} has no embed_dim")
-        try:
-            head = HEADS.build(name, int(embed_dim), self.train_set.num_speakers, **args)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"loss ({name}): {exc}") from None
-        self.margin = head.margin
-        self.head_name, self.head_args = name, {"embed_dim": int(embed_dim), "num_classes": self.train_set.num_speakers,
-                                                **args}
-        return head
-
-    def _teacher_head(self, ckpt: dict, where: str) -> nn.Module | None:
-        """The frozen AAM-softmax head of an SV teacher checkpoint, when it was trained on the same speakers."""
-        from sekd.sv.aam import HEADS
-
-        saved = ckpt.get("head")
-        if not saved:
-            return None
-        if list(saved["speakers"]) != list(self.train_set.speakers):
-            logging.getLogger(__name__).warning("%s: the teacher's head was trained on other speakers than %s; "
-                                                "no teacher logits", where, self.train_set.data.path)
-            return None
-        head = HEADS.build(saved.get("name", "aam"), **saved["args"])
-        head.load_state_dict(saved["state_dict"])
-        for p in head.parameters():
-            p.requires_grad_(False)
-        return head.to(self.dist.device).eval()
-
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``: a permutation drawn from ``(seed, epoch)``, full batches only."""
         bs = int(self.cfg["data"]["batch_size"])
@@ -329,9 +248,7 @@ class Trainer:
         change): terms create their adapters (lazily, at the sizes of the features they see)
         before the optimizer is built, so the adapters train with the student."""
         items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
-        batch = [torch.stack(x).to(self.dist.device) for x in zip(*items)]
-        if self.task != "sv":
-            batch = batch[:2]  # no crop ids: the teacher-target cache stays empty (sv: imlkd's cache needs them)
+        batch = self.task.probe_batch([torch.stack(x).to(self.dist.device) for x in zip(*items)])
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
             self.compute_loss(*batch)
@@ -348,7 +265,7 @@ class Trainer:
             "role": self.role,
             "num_params": count_parameters(self.model),
             "kd": self.kd_names,
-            **({"task": "sv"} if self.task == "sv" else {}),
+            **self.task.describe(),
         }
 
     def save(self, name: str, with_trainer: bool) -> None:
@@ -357,9 +274,7 @@ class Trainer:
         ckpt = self._describe()
         ckpt["state_dict"] = self.model.state_dict()
         ckpt["epoch"], ckpt[self._best_key] = self.epoch, self.best
-        if self.head is not None:
-            ckpt["head"] = {"name": self.head_name, "args": self.head_args, "speakers": list(self.train_set.speakers),
-                            "state_dict": self.head.state_dict()}
+        ckpt.update(self.task.state())
         if with_trainer:
             ckpt["trainer"] = {
                 "optimizer": self.optimizer.state_dict(),
@@ -397,8 +312,7 @@ class Trainer:
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
         self.kd_terms.load_state_dict(state["kd_terms"])
-        if self.head is not None:
-            self.head.load_state_dict(ckpt["head"]["state_dict"])
+        self.task.load_state(ckpt)
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
         self.epoch_sums, self.epoch_steps = dict(state.get("epoch_sums", {})), int(state.get("epoch_steps", 0))
@@ -410,46 +324,36 @@ class Trainer:
         return True
 
     # -- one step ---------------------------------------------------------------
-    def _student_taps(self) -> list[str]:
+    def student_taps(self) -> list[str]:
         return [p for term in self.kd_terms for p in term.student_taps()]
 
-    def _teacher_taps(self) -> list[str]:
+    def teacher_taps(self) -> list[str]:
         return [p for term in self.kd_terms for p in term.teacher_taps()]
 
     @property
     def _best_key(self) -> str:
-        return "best_valid_eer" if self.task == "sv" else f"best_valid_{self.best_metric}"
+        return f"best_{self.task.monitor}"
 
-    def compute_loss(self, noisy: torch.Tensor, clean: torch.Tensor,
-                     crop_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss and its parts for one batch: SE ``(noisy [B, C, T], clean [B, T])``; SV
-        ``(wav [B, 1, T], speaker labels [B], crop ids [B])``."""
-        if self.task == "sv":
-            return self._sv_loss(noisy, clean, crop_ids)
-        with FeatureTaps(self.model, self._student_taps()) as s_taps, \
+    def compute_loss(self, *batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and its parts for one batch (the task's: SE ``(noisy, clean[, crop ids])``, SV
+        ``(wav, speaker labels, crop ids)``)."""
+        return self.task.loss(self, batch)
+
+    def student_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The student's output (through DDP when distributed) and the features the KD terms tap."""
+        with FeatureTaps(self.model, self.student_taps()) as taps, \
                 torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-            est = self.net(noisy)
-        task = self.loss_fn(est.float(), clean, noisy)
-        parts = {"task": task.item()}
-        if not self.kd_terms:
-            return task, parts
-        t_est, t_feats = None, {}
-        if self.teacher_cache is not None and crop_ids is not None:
-            t_est, t_feats = self.teacher_cache.lookup(crop_ids.tolist(), lambda idx: self._teacher(noisy[idx]),
-                                                       self.dist.device)
-        elif self.teacher is not None:
-            t_est, t_feats = self._teacher(noisy)
-        ctx = KDContext(noisy, clean, est, t_est, s_taps.features, t_feats)
-        return self._with_kd(task, ctx, parts), parts
+            out = self.net(x)
+        return out, taps.features
 
-    def _teacher(self, noisy: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+    def teacher_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         """The frozen teacher's output and the features the KD terms tap, without gradients."""
-        with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
+        with torch.no_grad(), FeatureTaps(self.teacher, self.teacher_taps()) as taps, \
                 torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-            t_est = self.teacher(noisy)
-        return t_est, t_taps.features
+            out = self.teacher(x)
+        return out, taps.features
 
-    def _with_kd(self, task: torch.Tensor, ctx: KDContext, parts: dict[str, float]) -> torch.Tensor:
+    def with_kd(self, task: torch.Tensor, ctx: KDContext, parts: dict[str, float]) -> torch.Tensor:
         """``task_weight * task`` plus every weighted KD term on ``ctx``; each term's value, and the
         parts it reports (``last_parts``, e.g. imlkd's instance/class/batch levels), go into ``parts``."""
         total = self.cfg["kd"]["task_weight"] * task
@@ -460,34 +364,6 @@ class Trainer:
                 parts[f"kd_{name}_{k}"] = v
             total = total + weight * value
         return total
-
-    def _sv_loss(self, wav: torch.Tensor, labels: torch.Tensor,
-                 crop_ids: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
-        if self.margin_warmup:  # a function of the step only, so a resumed run sets the same margin
-            self.head.set_margin(self.margin * min(1.0, self.global_step / self.margin_warmup))
-        with FeatureTaps(self.model, self._student_taps()) as s_taps, \
-                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-            emb = self.net(wav)
-        task, logits = self.head(emb.float(), labels)
-        parts = {"task": task.item(), "acc": (logits.argmax(-1) == labels).float().mean().item()}
-        if self.teacher is None:
-            return task, parts
-        start = time.perf_counter()
-        t_emb = t_logits = None
-        t_feats: dict = {}
-        if any(term.uses_teacher_output for term in self.kd_terms) or self._teacher_taps():
-            with torch.no_grad(), FeatureTaps(self.teacher, self._teacher_taps()) as t_taps, \
-                    torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-                t_emb = self.teacher(wav).float()
-            t_feats = t_taps.features
-            t_logits = self.teacher_head.logits(t_emb) if self.teacher_head is not None else None
-        ctx = KDContext(wav, None, emb, t_emb, s_taps.features, t_feats, labels=labels,
-                        student_logits=logits, teacher_logits=t_logits, teacher_model=self.teacher,
-                        teacher_head=self.teacher_head, student_model=self.model,
-                        crop_ids=crop_ids if self.train_set.crop_slots else None)
-        total = self._with_kd(task, ctx, parts)
-        self.kd_seconds += time.perf_counter() - start
-        return total, parts
 
     def _buffers(self) -> list[torch.Tensor]:
         return list(self.model.buffers()) + list(self.kd_terms.buffers())
@@ -514,64 +390,9 @@ class Trainer:
         return True
 
     # -- validation -------------------------------------------------------------
-    @torch.no_grad()
-    def validate_sv(self) -> float:
-        """EER (%) on the valid dir's trials: cosine of the embeddings of the trial utterances."""
-        from sekd.metrics.verification import eer
-        from sekd.sv.scoring import cosine_score
-
-        self.model.eval()
-        n, dim = len(self.valid_set), int(self.model.embed_dim)
-        mine = torch.zeros(n, dim, dtype=torch.float64)
-        for i in range(self.dist.rank, n, self.dist.world):  # each rank its share, summed below
-            _, wav = self.valid_set[i]
-            mine[i] = self.model(wav.to(self.dist.device)).double().cpu()[0]
-        self.model.train()
-        if self.dist.active:
-            mine = torch.tensor(distributed.all_sum(mine.flatten().tolist(), self.dist),
-                                dtype=torch.float64).view(n, dim)
-        embs = {k: mine[i].numpy() for i, k in enumerate(self.valid_set.keys)}
-        trials = self.valid_set.trials
-        scores = cosine_score(embs, trials)
-        if not np.isfinite(scores).all():
-            return math.nan
-        return 100.0 * eer(scores, np.array([lab for _, _, lab in trials]))
-
-    @torch.no_grad()
-    def validate(self, writer=None) -> float:
-        if self.task == "sv":
-            return self.validate_sv()
-        cap = self.cfg["train"]["max_valid_utts"]
-        n_audio = int(self.cfg["train"]["num_audio_examples"])
-        count = min(len(self.valid_set), cap) if cap else len(self.valid_set)
-
-        def audio(i: int, key: str, noisy: torch.Tensor, clean: torch.Tensor, est: torch.Tensor) -> None:
-            if writer is not None and self.dist.main and i < n_audio:
-                rate = self.cfg["data"]["sample_rate"]
-                writer.add_audio(f"valid/{key}/enhanced", est[0].clamp(-1, 1).cpu(), self.epoch, rate)
-                if self.epoch == 0:
-                    writer.add_audio(f"valid/{key}/noisy", noisy[0, 0].clamp(-1, 1).cpu(), 0, rate)
-                    writer.add_audio(f"valid/{key}/clean", clean[0].clamp(-1, 1).cpu(), 0, rate)
-
-        pesq_scores: list[float] = []
-
-        def score(i: int, key: str, noisy: torch.Tensor, clean: torch.Tensor, est: torch.Tensor) -> None:
-            audio(i, key, noisy, clean, est)
-            if self.best_metric == "pesq":
-                pesq_scores.append(valid_pesq(clean, est, int(self.cfg["data"]["sample_rate"])))
-
-        # each rank its share, summed below
-        scores = valid_sisnr(self.model, self.valid_set, range(self.dist.rank, count, self.dist.world),
-                             self.dist.device, score)
-        self.model.train()
-        good = [p for p in pesq_scores if math.isfinite(p)]
-        total, n, p_total, p_n = distributed.all_sum(
-            [float(np.sum(scores)), float(len(scores)), float(np.sum(good)), float(len(good))], self.dist)
-        self.valid_scores = {"valid_sisnr": total / max(n, 1)}
-        if self.best_metric == "pesq":
-            self.valid_scores["valid_pesq"] = p_total / p_n if p_n else math.nan
-            return self.valid_scores["valid_pesq"]
-        return self.valid_scores["valid_sisnr"]
+    def validate(self, writer=None) -> dict[str, float]:
+        """The task's validation scores (``self.task.monitor`` among them)."""
+        return self.task.validate(self, writer)
 
     # -- the loop ---------------------------------------------------------------
     def run(self, resume: bool = False) -> dict[str, Any]:
@@ -598,7 +419,7 @@ class Trainer:
             bar = tqdm(loader, total=len(batches), initial=self.step_in_epoch, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False) if self.dist.main else loader
             sums, steps_run = self.epoch_sums, self.epoch_steps  # a resumed epoch continues its means
-            kd_seconds0, epoch_start = self.kd_seconds, time.time()
+            epoch_start = time.time()
             for indices, batch in zip(batches[self.step_in_epoch:], bar):
                 # BatchNorm statistics: a batch skipped for a non-finite loss must not change them either
                 buffers = [b.detach().clone() for b in self._buffers()]
@@ -613,8 +434,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 distributed.average_gradients(self.kd_terms.parameters(), self.dist)
-                if self.head is not None:
-                    distributed.average_gradients(self.head.parameters(), self.dist)
+                for module in self.task.modules():
+                    distributed.average_gradients(module.parameters(), self.dist)
                 if tcfg["grad_clip"]:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(self.trained_params, float(tcfg["grad_clip"]))
@@ -646,26 +467,18 @@ class Trainer:
             if self.dist.main:
                 bar.close()
             n = max(steps_run, 1)
-            metric = self.validate(writer)
+            scores = self.validate(writer)
+            metric = scores[self.task.monitor]
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(metric)
             elif self.scheduler is not None and not self.per_step_scheduler:
                 self.scheduler.step()
-            sv = self.task == "sv"
-            record = {"epoch": self.epoch + 1, **({"valid_eer": metric} if sv else self.valid_scores), "lr": lr,
-                      **{f"train_{k}": v / n for k, v in sums.items()}}
+            record = {"epoch": self.epoch + 1, **scores, "lr": lr, **{f"train_{k}": v / n for k, v in sums.items()}}
             record["seconds"] = time.time() - epoch_start  # training and validation of this epoch
-            if sv:  # what distillation costs: teacher passes and KD terms (imlkd: integrated gradients)
-                if self.teacher is not None:
-                    record["kd_seconds"] = self.kd_seconds - kd_seconds0
-                for name, term in zip(self.kd_names, self.kd_terms):
-                    for k, v in (term.stats() if hasattr(term, "stats") else {}).items():
-                        record[f"kd_{name}_{k}"] = v
+            record.update(self.task.epoch_record(self))
             self.history.append(record)
-            if sv:
-                writer.add_scalar("valid/eer", metric, self.global_step)
-            for k, v in ({} if sv else self.valid_scores).items():
+            for k, v in scores.items():
                 writer.add_scalar(k.replace("_", "/", 1), v, self.global_step)
             writer.add_scalar("train/lr", lr, self.global_step)
             for k, v in sums.items():  # epoch means: one point per epoch, whatever the logging interval
@@ -673,16 +486,10 @@ class Trainer:
             self.epoch += 1
             self.step_in_epoch = 0
             self.epoch_sums, self.epoch_steps = {}, 0
-            if sv:
-                improved = metric < self.best  # NaN (a diverged model) is never best
-                kd = f", KD {record['kd_seconds']:.0f} s of {record['seconds']:.0f} s" if "kd_seconds" in record else ""
-                self.log.info("epoch %d done: valid EER %.2f %%%s, lr %.2e, %.0f s%s", self.epoch, metric,
-                              " (best)" if improved else "", lr, time.time() - start, kd)
-            else:
-                improved = metric > self.best
-                pesq = f", PESQ-WB {record['valid_pesq']:.3f}" if "valid_pesq" in record else ""
-                self.log.info("epoch %d done: valid SI-SNR %.3f dB%s%s, lr %.2e, %.0f s", self.epoch,
-                              record["valid_sisnr"], pesq, " (best)" if improved else "", lr, time.time() - start)
+            improved = self.task.better(metric, self.best)  # NaN (a diverged model) is never best
+            kd = f", KD {record['kd_seconds']:.0f} s of {record['seconds']:.0f} s" if "kd_seconds" in record else ""
+            self.log.info("epoch %d done: %s, lr %.2e, %.0f s%s", self.epoch, self.task.epoch_line(record, improved),
+                          lr, time.time() - start, kd)
             if self.teacher_cache is not None:
                 c = self.teacher_cache.stats()
                 self.log.info("teacher cache: %d crops, %.1f MB, %d hits, %d teacher runs so far", c["crops"],
@@ -696,13 +503,9 @@ class Trainer:
         if not (self.ckpt_dir / "best.pt").exists():
             raise TrainingError(f"{self.out_dir}: no epoch reached a finite validation score (the model diverged?), "
                                 f"so there is no best.pt; see {self.out_dir / 'train.log'}")
-        chosen = {}
-        if self.task != "sv" and self.best_metric != "sisnr":  # the SI-SNR of the epoch the other metric chose
-            best_epoch = next(r for r in self.history if r.get(f"valid_{self.best_metric}") == self.best)
-            chosen = {"best_metric": self.best_metric, "best_valid_sisnr": best_epoch["valid_sisnr"],
-                      "best_epoch": best_epoch["epoch"]}
         info = {**{k: v for k, v in self._describe().items() if k != "config"},
-                self._best_key: self.best, **chosen, "epochs": self.epoch, "steps": self.global_step,
+                self._best_key: self.best, **self.task.summary(self.history, self.best),
+                "epochs": self.epoch, "steps": self.global_step,
                 "teacher": self.cfg["kd"]["teacher"], "command": _command(), **self.data_dirs,
                 # wall time over the epochs, resumed runs included (what the report's Train column shows)
                 "train_seconds": sum(r.get("seconds", 0.0) for r in self.history), "history": self.history}
@@ -755,37 +558,6 @@ def _command() -> str:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     head = ["python", "-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
     return shlex.join(head + sys.argv[1:])
-
-
-@torch.no_grad()
-def valid_pesq(clean: torch.Tensor, est: torch.Tensor, rate: int) -> float:
-    """PESQ of one validation utterance (wide band at 16 kHz, narrow band at 8 kHz), NaN where PESQ
-    finds no speech (a silent or too short utterance): counted out of the mean."""
-    from sekd.metrics import pesq_nb, pesq_wb
-
-    fn = pesq_nb if rate == 8000 else pesq_wb
-    try:
-        return fn(clean[0].detach().cpu().numpy(), est[0].detach().cpu().numpy(), rate)
-    except Exception:  # pesq's NoUtterancesError and friends: this utterance has no score
-        return math.nan
-
-
-def valid_sisnr(model: nn.Module, valid_set, indices, device: torch.device | str = "cpu",
-                callback=None) -> list[float]:
-    """SI-SNR (dB) of ``model`` (put in eval mode) on whole validation utterances ``indices`` of
-    ``valid_set`` (an ``UtteranceDataset``), one value each; ``callback(i, key, noisy, clean, est)``
-    sees each one (TensorBoard audio). What training validates with, and what
-    ``sekd.bin.import_model`` re-measures a pretrained model with."""
-    model.eval()
-    scores = []
-    for i in indices:
-        key, noisy, clean = collate_single([valid_set[i]])
-        noisy, clean = noisy.to(device), clean.to(device)
-        est = model(noisy)
-        scores.append(si_snr(est, clean).item())
-        if callback is not None:
-            callback(i, key, noisy, clean, est)
-    return scores
 
 
 class _NoWriter:

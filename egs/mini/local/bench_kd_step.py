@@ -68,16 +68,13 @@ def main() -> int:
         setups[Path(kd).stem] = (trainer, batch)
 
     def student_step(trainer, noisy, clean):
-        loss = trainer.loss_fn(trainer.model(noisy), clean)
+        loss = trainer.task.loss_fn(trainer.model(noisy), clean)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()
 
     def teacher_forward(trainer, noisy, clean):
-        from sekd.distill.taps import FeatureTaps
-
-        with torch.no_grad(), FeatureTaps(trainer.teacher, trainer._teacher_taps()):
-            trainer.teacher(noisy)
+        trainer.teacher_forward(noisy)
 
     def kd_step(trainer, noisy, clean, *ids):
         loss, _ = trainer.compute_loss(noisy, clean, *ids)
