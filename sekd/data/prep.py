@@ -26,8 +26,6 @@ import soundfile as sf
 
 from sekd.data.errors import DataError
 
-AUDIO_SUFFIXES = (".wav", ".flac")
-
 
 @dataclass
 class Utt:
