@@ -130,14 +130,17 @@ def test_dns2020_data_prep(tmp_path):
 
 def test_dns2020_partial_download_tests_on_what_it_has(tmp_path):
     """Only no_reverb downloaded: stages 1-2 make and validate that test set, say that with_reverb is
-    missing, and --test_sets auto resolves to it; naming the missing set, or having none, is an error."""
+    missing, and --test_sets auto resolves to it; naming the missing set, or having none, is an error.
+    A broken KD config does not block the data stages (the plan is made after them), only stage 3 on."""
     import shutil
 
     db = make_dns2020(tmp_path / "DNS-Challenge")
     shutil.rmtree(db / "datasets/test_set/synthetic/with_reverb")
     data = tmp_path / "data"
+    broken = tmp_path / "broken_kd.yaml"
+    broken.write_text("kd: {terms: [unclosed\n")
     proc = run_in("dns2020", "run.sh", "--db_dir", str(db), "--datadir", str(data), "--exp", str(tmp_path / "exp"),
-                  "--stage", "1", "--stop_stage", "2", "--data_opts", "--num_valid 2")
+                  "--stage", "1", "--stop_stage", "2", "--data_opts", "--num_valid 2", "--kd_configs", str(broken))
     assert "test set test_with_reverb:" in proc.stdout and "is not there (a partial download?): skipped" in proc.stdout
     assert (data / "test_sets").read_text().split() == ["test_no_reverb"] and not (data / "test_with_reverb").exists()
     assert "test sets: test_no_reverb" in proc.stdout
@@ -146,6 +149,11 @@ def test_dns2020_partial_download_tests_on_what_it_has(tmp_path):
                             "--test_sets", "test_with_reverb"], capture_output=True, text=True, env=_env(),
                            cwd=ROOT / "egs" / "dns2020")
     assert named.returncode == 1 and "--test_sets names test_with_reverb, but there is no" in named.stdout
+    planned = subprocess.run([str(ROOT / "egs" / "dns2020" / "run.sh"), "--db_dir", str(db), "--datadir", str(data),
+                              "--exp", str(tmp_path / "exp"), "--stage", "3", "--kd_configs", str(broken)],
+                             capture_output=True, text=True, env=_env(), cwd=ROOT / "egs" / "dns2020")
+    assert planned.returncode != 0 and f"{broken}:2: invalid YAML" in planned.stderr
+    assert not (tmp_path / "exp" / "teacher_uformer").exists()  # nothing trained
     shutil.rmtree(db / "datasets/test_set/synthetic/no_reverb")
     none = subprocess.run([str(ROOT / "egs" / "dns2020" / "local" / "data.sh"), "--db_dir", str(db),
                            "--out_dir", str(tmp_path / "data2"), "--num_valid", "2"], capture_output=True, text=True,

@@ -208,8 +208,8 @@ def test_kd_grad_ratio_suggests_weights(tmp_path, tiny_data, monkeypatch, capsys
         "kd:\n  terms:\n    - {name: at, weight: 1000.0, args: {student_layers: [encoder.1], "
         "teacher_layers: [encoder.1]}}\n")
     monkeypatch.chdir(tmp_path)
-    assert main(["--kd_config", "conf/kd.yaml", "--train_dir", str(tiny_data[0]), "--warm_steps", "2",
-                 "--batches", "1", "--target", "0.1"]) == 0
+    assert main(["--kd_config", "conf/kd.yaml", "--train_dir", str(tiny_data[0]), "--valid_dir", str(tiny_data[1]),
+                 "--warm_steps", "2", "--batches", "1", "--target", "0.1"]) == 0
     out = capsys.readouterr().out
     ratio = float(out.split("gradient ratio at weight 1: ")[1].split(";")[0])
     suggested = float(out.split("weight for 0.1: ")[1].split()[0])

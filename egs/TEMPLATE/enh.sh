@@ -60,7 +60,12 @@ $(sed -n '/^# Options (override/,/^# shellcheck disable=SC2034/p' "$(readlink -f
 . utils/parse_options.sh
 
 # shellcheck source=lib.sh
-. "$(dirname "$(readlink -f "$0")")/lib.sh"
+. "$(dirname "$(readlink -f "$0")")/lib.sh"  # functions only
+init_driver
+
+if run_stage 0; then download_stage; fi
+if run_stage 1; then data_stage; fi
+resolve_test_sets
 
 if run_stage 2; then
   log "stage 2: validating data dirs"
@@ -72,8 +77,11 @@ if run_stage 2; then
     $(for set in ${train_set} ${valid_set} ${test_sets}; do echo "${datadir}/${set}"; done)
 fi
 
-# Stages 3-5: teacher(s), baseline student(s), distilled students (lib.sh).
-training_stages
+# The systems of stages 3-8 (exp/plan.json), made once the data is there.
+if [ "${stop_stage}" -ge 3 ]; then make_plan; fi
+if run_stage 3; then teacher_stage; fi
+if run_stage 4; then student_stage; fi
+if run_stage 5; then distill_stage; fi
 
 if run_stage 6; then
   for system in $(systems); do

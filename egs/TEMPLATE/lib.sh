@@ -1,25 +1,33 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154  # the options are set by the sourcing driver
-# What the stage drivers enh.sh and sv.sh share, sourced after their options are parsed:
-# job commands and GPU launch, --conf_tag overlays, the plan of systems (sekd.bin.plan),
-# inputs_key (what a step was computed from, kept in its .done), train_system (skips a system
-# trained from the same inputs, refuses one trained from others unless --force, resumes a killed
-# run), import_system (--teacher_model), step (one enhance/embed/score job of a system, redone
-# when its inputs changed), stages 0 (download) and 1 (data), run when sourced, --test_sets
-# auto, and training_stages (3 teacher, 4 student, 5 distill, with --kd_weight_scales and --train_nj).
+# What the stage drivers enh.sh and sv.sh share, sourced after their options are parsed. It only
+# defines functions; the drivers call them, every stage guard in sight:
+#   init_driver (job commands, GPU launch, the stage range), run_stage N, download_stage (0),
+#   data_stage (1), resolve_test_sets (--test_sets auto), make_plan (the systems: sekd.bin.plan,
+#   also ${exp}/plan.json), teacher_stage (3), student_stage (4), distill_stage (5, with
+#   --kd_weight_scales), and what they use: tag_opts (--conf_tag overlays), job, inputs_key (what a
+#   step was computed from, kept in its .done), step (one enhance/embed/score job of a system,
+#   redone when its inputs changed), train_system (skips a system trained from the same inputs,
+#   refuses one trained from others unless --force, resumes a killed run), parallel_train
+#   (--train_nj), import_system (--teacher_model).
 
-train_cmd=${train_cmd:-utils/run.pl}
-decode_cmd=${decode_cmd:-utils/run.pl}
-gpu_opt=""
-[ "${ngpu}" -gt 0 ] && gpu_opt="--gpu ${ngpu}"
-launch=python                  # how training starts: one process, or torchrun with one per GPU (DDP)
-[ "${ngpu}" -gt 1 ] && launch="torchrun --standalone --nproc_per_node ${ngpu}"
+init_driver() {
+  train_cmd=${train_cmd:-utils/run.pl}
+  decode_cmd=${decode_cmd:-utils/run.pl}
+  gpu_opt=""
+  if [ "${ngpu}" -gt 0 ]; then gpu_opt="--gpu ${ngpu}"; fi
+  launch=python                # how training starts: one process, or torchrun with one per GPU (DDP)
+  if [ "${ngpu}" -gt 1 ]; then launch="torchrun --standalone --nproc_per_node ${ngpu}"; fi
+  db_opt=()
+  if [ -n "${db_dir}" ]; then db_opt=(--db_dir "${db_dir}"); fi
+  plan=""
+  if [ "${stage}" -gt "${stop_stage}" ]; then
+    log "error: --stage ${stage} is after --stop_stage ${stop_stage}: no stage would run"
+    exit 1
+  fi
+}
 
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
-if [ "${stage}" -gt "${stop_stage}" ]; then
-  log "error: --stage ${stage} is after --stop_stage ${stop_stage}: no stage would run"
-  exit 1
-fi
 
 # --conf_tag: the overlay configs of a system config (a smaller model, fewer steps), as --config options.
 tag_opts() {  # <config>
@@ -29,8 +37,6 @@ tag_opts() {  # <config>
     if [ -f "${f}" ]; then printf -- '--config %s ' "${f}"; fi
   done
 }
-db_opt=()
-[ -n "${db_dir}" ] && db_opt=(--db_dir "${db_dir}")
 
 # Run a job through the job command (its options included, e.g. "${train_cmd} ${gpu_opt}": only
 # training jobs ask for GPUs); on failure show the end of its log.
@@ -92,9 +98,12 @@ step() {  # [--show] <out dir> <log> <message when done> <message when starting>
 
 # The systems to train (sekd.bin.plan, also written to ${exp}/plan.json for the report), one line each:
 # "<kind> <system> <seed> <config> <kd config> <teacher> <baseline> <pretrained>" ("-" where empty).
-plan=$(python -m sekd.bin.plan --teacher_config "${teacher_config}" --student_config "${student_config}" \
-  --kd_configs "${kd_configs}" --seeds "${seeds}" --teacher_models "${teacher_model}" \
-  --exp_dir "${exp}" --json "${exp}/plan.json")
+# Made after the data stages, so a broken KD config does not block them.
+make_plan() {
+  plan=$(python -m sekd.bin.plan --teacher_config "${teacher_config}" --student_config "${student_config}" \
+    --kd_configs "${kd_configs}" --seeds "${seeds}" --teacher_models "${teacher_model}" \
+    --exp_dir "${exp}" --json "${exp}/plan.json")
+}
 plan_of() { echo "${plan}" | awk -F '\t' -v k="$1" '$1 == k'; }
 systems() { echo "${plan}" | cut -f 2; }
 
@@ -172,101 +181,103 @@ import_system() {  # <name> <role> <model file>
   echo "${want}" > "${dir}/.done"
 }
 
-if run_stage 0 && [ -x local/download.sh ]; then
+download_stage() {  # stage 0, for recipes that have a local/download.sh
+  if [ ! -x local/download.sh ]; then return 0; fi
   log "stage 0: corpus download (local/download.sh${db_dir:+ --db_dir ${db_dir}})"
   local/download.sh "${db_opt[@]}"
-fi
+}
 
-if run_stage 1; then
+data_stage() {  # stage 1
   if [ -f "${datadir}/.done" ]; then
     log "stage 1: data already prepared (${datadir}/.done)"
-  else
-    log "stage 1: data preparation"
-    # shellcheck disable=SC2086  # data_opts holds several options
-    local/data.sh --out_dir "${datadir}" "${db_opt[@]}" ${data_opts}
-    touch "${datadir}/.done"
+    return 0
   fi
-fi
+  log "stage 1: data preparation"
+  # shellcheck disable=SC2086  # data_opts holds several options
+  local/data.sh --out_dir "${datadir}" "${db_opt[@]}" ${data_opts}
+  touch "${datadir}/.done"
+}
 
 # --test_sets auto: the test sets local/data.sh found (it lists them in <datadir>/test_sets), so a
 # partial download tests on what it has; a set named explicitly that is not there is an error.
-if [ "${test_sets}" = auto ]; then
-  if [ ! -f "${datadir}/test_sets" ]; then
-    log "error: --test_sets auto: ${datadir}/test_sets is missing (stage 1 writes it); name the sets instead"
-    exit 1
-  fi
-  test_sets=$(cat "${datadir}/test_sets")
-  log "test sets: ${test_sets} (${datadir}/test_sets)"
-elif [ "${stop_stage}" -ge 2 ]; then
-  for set in ${test_sets}; do
-    if [ ! -d "${datadir}/${set}" ]; then
-      log "error: --test_sets names ${set}, but there is no ${datadir}/${set}" \
-        "(the corpus does not have it? local/data.sh's output says what it made)"
+resolve_test_sets() {
+  local set
+  if [ "${test_sets}" = auto ]; then
+    if [ ! -f "${datadir}/test_sets" ]; then
+      log "error: --test_sets auto: ${datadir}/test_sets is missing (stage 1 writes it); name the sets instead"
       exit 1
     fi
-  done
-fi
+    test_sets=$(cat "${datadir}/test_sets")
+    log "test sets: ${test_sets} (${datadir}/test_sets)"
+  elif [ "${stop_stage}" -ge 2 ]; then
+    for set in ${test_sets}; do
+      if [ ! -d "${datadir}/${set}" ]; then
+        log "error: --test_sets names ${set}, but there is no ${datadir}/${set}" \
+          "(the corpus does not have it? local/data.sh's output says what it made)"
+        exit 1
+      fi
+    done
+  fi
+}
 
-# Stages 3 (teachers), 4 (baseline students) and 5 (distilled students), called by the driver
-# after its own stage 2.
-training_stages() {
+teacher_stage() {  # stage 3: the teachers (trained, or imported with --teacher_model)
+  local name conf pretrained
+  while IFS=$'\t' read -r -u 3 _ name _ conf _ _ _ pretrained _; do
+    if [ "${pretrained}" != - ]; then
+      log "stage 3: teacher ${name}: pretrained (${pretrained})"
+      import_system "${name}" teacher "${pretrained}"
+      continue
+    fi
+    log "stage 3: teacher ${name} (${conf})"
+    # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
+    train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
+      ${train_opts} ${teacher_opts}
+  done 3< <(plan_of teacher)
+}
+
+student_stage() {  # stage 4: the baseline students (and KD methods' no-teacher ablations), every seed
+  local name seed conf kd
   rm -f "${exp}/.train_failed"  # a killed run's list of failed trainings
-  if run_stage 3; then
-    local name seed conf kd teacher pretrained
-    while IFS=$'\t' read -r -u 3 _ name _ conf _ _ _ pretrained _; do
-      if [ "${pretrained}" != - ]; then
-        log "stage 3: teacher ${name}: pretrained (${pretrained})"
-        import_system "${name}" teacher "${pretrained}"
-        continue
-      fi
-      log "stage 3: teacher ${name} (${conf})"
-      # shellcheck disable=SC2086,SC2046  # *_opts hold several overrides
-      train_system "${name}" teacher ${launch} -m sekd.bin.train --config "${conf}" $(tag_opts "${conf}") \
-        ${train_opts} ${teacher_opts}
-    done 3< <(plan_of teacher)
-  fi
+  while IFS=$'\t' read -r -u 3 _ name seed conf kd _; do
+    local ablation=()
+    if [ "${kd}" != - ]; then  # a KD method's no-teacher ablation: its teacher-free terms on the student
+      ablation=(--config "${kd}")
+      log "stage 4: baseline student ${name} (${conf} + ${kd}, seed ${seed}, no teacher)"
+    else
+      log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+    fi
+    # shellcheck disable=SC2086,SC2046
+    parallel_train train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" \
+      $(tag_opts "${conf}") "${ablation[@]}" ${train_opts} ${student_opts} --train.seed "${seed}"
+  done 3< <(plan_of student)
+  wait_trainings
+}
 
-  if run_stage 4; then
-    while IFS=$'\t' read -r -u 3 _ name seed conf kd _; do
-      local ablation=()
-      if [ "${kd}" != - ]; then  # a KD method's no-teacher ablation: its teacher-free terms on the student
-        ablation=(--config "${kd}")
-        log "stage 4: baseline student ${name} (${conf} + ${kd}, seed ${seed}, no teacher)"
-      else
-        log "stage 4: baseline student ${name} (${conf}, seed ${seed}, no KD)"
+distill_stage() {  # stage 5: one distilled student per KD config and seed
+  local name seed conf kd teacher group scale why sweep_run
+  rm -f "${exp}/.train_failed"
+  while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher _ _ group; do
+    # shellcheck disable=SC2206,SC2207  # launch and *_opts hold several words, on purpose
+    local distill=(${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}"
+      --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts})
+    scale=1
+    if [ -n "${kd_weight_scales}" ]; then
+      weight_sweep "${group}" "${seed}" "${distill[@]}"
+      IFS=$'\t' read -r scale why < <(python -m sekd.bin.choose_weight --read "${exp}/sweep/${group}.json")
+      log "stage 5: ${group}: weight scale ${scale} (${why})"
+      sweep_run="${exp}/sweep/${group}_seed${seed}_x${scale}"
+      if [ ! -e "${exp}/${name}" ] && [ -f "${sweep_run}/.done" ]; then  # the sweep trained this one already
+        cp -a "${sweep_run}" "${exp}/${name}"
       fi
-      # shellcheck disable=SC2086,SC2046
-      parallel_train train_system "${name}" student ${launch} -m sekd.bin.train --config "${conf}" \
-        $(tag_opts "${conf}") "${ablation[@]}" ${train_opts} ${student_opts} --train.seed "${seed}"
-    done 3< <(plan_of student)
-    wait_trainings
-  fi
-
-  if run_stage 5; then
-    local group scale why sweep_run
-    while IFS=$'\t' read -r -u 3 _ name seed conf kd teacher _ _ group; do
-      # shellcheck disable=SC2206,SC2207  # launch and *_opts hold several words, on purpose
-      local distill=(${launch} -m sekd.bin.distill --config "${conf}" $(tag_opts "${conf}") --kd_config "${kd}"
-        --teacher "${exp}/${teacher}/checkpoints/best.pt" ${train_opts} ${student_opts})
-      scale=1
-      if [ -n "${kd_weight_scales}" ]; then
-        weight_sweep "${group}" "${seed}" "${distill[@]}"
-        IFS=$'\t' read -r scale why < <(python -m sekd.bin.choose_weight --read "${exp}/sweep/${group}.json")
-        log "stage 5: ${group}: weight scale ${scale} (${why})"
-        sweep_run="${exp}/sweep/${group}_seed${seed}_x${scale}"
-        if [ ! -e "${exp}/${name}" ] && [ -f "${sweep_run}/.done" ]; then  # the sweep trained this one already
-          cp -a "${sweep_run}" "${exp}/${name}"
-        fi
-      fi
-      log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed}, weight scale ${scale})"
-      if [ -n "${kd_weight_scales}" ]; then  # the sweep's runs are sequential: a method's seeds wait for its choice
-        train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
-      else
-        parallel_train train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
-      fi
-    done 3< <(plan_of kd)
-    wait_trainings
-  fi
+    fi
+    log "stage 5: ${name}: ${kd} (teacher ${teacher}, seed ${seed}, weight scale ${scale})"
+    if [ -n "${kd_weight_scales}" ]; then  # the sweep's runs are sequential: a method's seeds wait for its choice
+      train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
+    else
+      parallel_train train_system "${name}" kd "${distill[@]}" --kd.weight_scale "${scale}" --train.seed "${seed}"
+    fi
+  done 3< <(plan_of kd)
+  wait_trainings
 }
 
 # --kd_weight_scales: a KD method trained once per scale of its weights (every term's weight
