@@ -9,8 +9,8 @@ from sekd.models import MODELS
 from sekd.registry import Registry
 from sekd.sv.aam import HEADS
 from sekd.train.losses import LOSSES
+from sekd.train.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, is_per_step
 from sekd.train.tasks import TASKS
-from sekd.train.trainer import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 
 
 def test_register_build_and_refuse_a_second_registration():
@@ -53,6 +53,7 @@ def test_optimizer_and_scheduler_builders_keep_their_arguments():
     assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.total_steps == 50
     assert build_scheduler(opt, 10, "cosine").T_max == 10 and build_scheduler(opt, 10, "none") is None
     assert build_scheduler(opt, 10, "plateau", mode="min").mode == "min"
+    assert is_per_step("onecycle") and not is_per_step("cosine")  # the builder says how it steps
 
 
 @pytest.mark.parametrize("name, monitor, mode, good, bad", [("enh", None, "max", 12.0, 11.0),

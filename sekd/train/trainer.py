@@ -23,7 +23,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,10 +35,10 @@ from sekd.distill import KDContext, build_kd_term
 from sekd.distill.taps import FeatureTaps
 from sekd.distill.teacher_cache import TeacherCache
 from sekd.models import MODELS, build_model, count_parameters
-from sekd.registry import Registry
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
 from sekd.train.config import ConfigError, dump
+from sekd.train.optim import build_optimizer, build_scheduler, is_per_step
 from sekd.train.tasks import TASKS
 
 
@@ -46,58 +46,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.register("adam")(torch.optim.Adam)
-OPTIMIZERS.register("adamw")(torch.optim.AdamW)
-OPTIMIZERS.register("sgd")(torch.optim.SGD)
-
-
-def build_optimizer(params, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **args):
-    return OPTIMIZERS.build(name, params, lr=lr, weight_decay=weight_decay, **args)
-
-
-# LR schedules: ``builder(optimizer, max_epochs, steps_per_epoch, **args)``, stepped once per
-# epoch unless named in PER_STEP_SCHEDULERS (then once per optimizer step).
-SCHEDULERS: Registry[Callable] = Registry("scheduler")
-PER_STEP_SCHEDULERS = ("onecycle",)
-
-
-@SCHEDULERS.register("onecycle")
-def _onecycle(optimizer, max_epochs, steps_per_epoch, **args):
-    """``max_lr`` (default the optimizer's ``lr``), ``pct_start`` 0.3, over ``max_epochs *
-    steps_per_epoch`` steps, as the official MANNER training's ``OneCycleLR``."""
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.get("max_lr", optimizer.param_groups[0]["lr"]),
-        total_steps=max_epochs * steps_per_epoch, pct_start=args.get("pct_start", 0.3))
-
-
-@SCHEDULERS.register("plateau")
-def _plateau(optimizer, max_epochs, steps_per_epoch, **args):
-    """On the validation metric: ``mode: max`` for SI-SNR, ``min`` for EER."""
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1))
-
-
-@SCHEDULERS.register("cosine")
-def _cosine(optimizer, max_epochs, steps_per_epoch, **args):
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=args.get("eta_min", 0))
-
-
-@SCHEDULERS.register("step")
-def _step(optimizer, max_epochs, steps_per_epoch, **args):
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.get("step_size", 1), gamma=args.get("gamma", 0.5))
-
-
-@SCHEDULERS.register("none")
-def _none(optimizer, max_epochs, steps_per_epoch, **args):
-    return None
-
-
-def build_scheduler(optimizer, max_epochs: int, name: str = "plateau", steps_per_epoch: int = 1, **args):
-    """The LR schedule ``name`` (``SCHEDULERS``: plateau, cosine, step, onecycle, none)."""
-    return SCHEDULERS.build(name, optimizer, max_epochs, steps_per_epoch, **args)
 
 
 class Trainer:
@@ -206,7 +154,7 @@ class Trainer:
         self.optimizer = build_optimizer(params, **ocfg)
         scfg = dict(cfg["scheduler"])
         scfg.setdefault("mode", self.task.mode)  # plateau: on the monitored score
-        self.per_step_scheduler = scfg.get("name") in PER_STEP_SCHEDULERS
+        self.per_step_scheduler = is_per_step(scfg.get("name", "plateau"))
         self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg,
                                          steps_per_epoch=len(self.epoch_batches(0)))
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
