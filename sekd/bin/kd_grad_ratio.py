@@ -30,7 +30,6 @@ def grad_norm(value: torch.Tensor, params: list[torch.Tensor]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from sekd.data import DataError
-    from sekd.distill import KDContext
     from sekd.train.config import ConfigError, build_config, load_yaml
     from sekd.train.trainer import Trainer
 
@@ -59,20 +58,23 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer(cfg, args.train_dir, args.valid_dir, out, progress=False)
             if trainer.task.name != "enh":
                 raise ConfigError(f"{args.kd_config}: the gradient-ratio rule is for enhancement students")
-            report(trainer, args, student_conf, teacher, KDContext)
+            report(trainer, args, student_conf, teacher)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def report(trainer, args, student_conf: str, teacher: str, KDContext) -> None:
+def report(trainer, args, student_conf: str, teacher: str) -> None:
+    """Warm the student on the task loss, then print each KD term's gradient ratio and weight."""
+    from sekd.distill import KDContext
+
     def batches():
         epoch = 0
         while True:
             trainer.train_set.set_epoch(epoch)
             for idx in trainer.epoch_batches(epoch):
-                yield [torch.stack(x) for x in zip(*[trainer.train_set[i] for i in idx])][:2]
+                yield trainer.batch(idx)[:2]
             epoch += 1
 
     stream, task_loss = batches(), trainer.task.loss_fn

@@ -191,12 +191,16 @@ class Trainer:
         cap = self.cfg["train"]["steps_per_epoch"]
         return batches[:cap] if cap else batches
 
+    def batch(self, indices) -> list[torch.Tensor]:
+        """Training items ``indices`` stacked into one batch on the device (outside the loop's loader:
+        the KD set-up pass, sekd-kd-grad-ratio, benchmarks)."""
+        return [torch.stack(x).to(self.dist.device) for x in zip(*[self.train_set[i] for i in indices])]
+
     def _build_kd_modules(self) -> None:
         """Run one small batch through student, teacher and KD terms (no gradients, no state
         change): terms create their adapters (lazily, at the sizes of the features they see)
         before the optimizer is built, so the adapters train with the student."""
-        items = [self.train_set[i] for i in range(min(2, len(self.train_set)))]
-        batch = self.task.probe_batch([torch.stack(x).to(self.dist.device) for x in zip(*items)])
+        batch = self.task.probe_batch(self.batch(range(min(2, len(self.train_set)))))
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
             self.compute_loss(*batch)

@@ -63,8 +63,7 @@ def main() -> int:
         cfg = build_config([section.get("student_config") or "conf/student.yaml", kd], opts)
         cfg["kd"]["teacher"] = str(t_path)
         trainer = Trainer(cfg, args.train_dir, args.train_dir, str(work / Path(kd).stem), progress=False)
-        items = [trainer.train_set[i] for i in range(args.batch_size)]
-        batch = [torch.stack(x) for x in zip(*items)]
+        batch = trainer.batch(range(args.batch_size))
         setups[Path(kd).stem] = (trainer, batch)
 
     def student_step(trainer, noisy, clean):
