@@ -3,6 +3,8 @@
 #   make test  - install and run the test suite
 VENV := tools/venv
 PYTHON ?= python3
+# Test worker processes (pytest-xdist), one per core; each computes on one thread (tests/conftest.py).
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: install demo test clean-demo
 
@@ -13,7 +15,7 @@ demo: install
 	egs/mini/run.sh
 
 test: install
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q -n $(TEST_JOBS) --dist loadscope tests
 
 clean-demo:
 	rm -rf egs/mini/data egs/mini/exp

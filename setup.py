@@ -54,7 +54,7 @@ setup(
         "pyroomacoustics>=0.10",  # egs/mini_foa: simulated rooms (sekd.data.synth.room)
     ],
     extras_require={
-        "test": ["pytest>=7.4", "pytest-timeout>=2.2", "ruff>=0.6"],
+        "test": ["pytest>=7.4", "pytest-timeout>=2.2", "pytest-xdist>=3.5", "ruff>=0.6"],
         # DNSMOS P.835/P.808: Microsoft's ONNX models (shipped by speechmos), run with onnxruntime.
         "dnsmos": ["onnxruntime>=1.16", "speechmos>=0.0.1.1"],
         # The L3DAS23 metric's ASR (a wav2vec 2.0 checkpoint the user provides).

@@ -1,7 +1,16 @@
 """Shared fixtures: tiny Kaldi-style data dirs made of synthetic signals (no TTS needed)."""
 from __future__ import annotations
 
+import os
 import sys
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in one worker process per core (pytest -n): each worker, and the
+    # recipes and trainings it starts, computes on one thread, so that the workers together use the
+    # cores instead of oversubscribing them. Set before numpy or torch is imported (they read it then).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 from pathlib import Path
 
 import numpy as np

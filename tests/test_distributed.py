@@ -56,6 +56,48 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert "x 2 processes" in log and log.count("epoch 1 done") == 1  # rank 0 alone writes the log
 
 
+@pytest.mark.timeout(600)
+def test_two_gloo_processes_match_one_in_a_kd_run_with_adapters(tmp_path):
+    """FitNets under torchrun: DDP wraps the one Distiller (student + KD adapters), so the adapters'
+    gradients are averaged like the student's and both end where one process puts them."""
+    make_data_dir(tmp_path / "train", 8, 1.0, seed=1)
+    make_data_dir(tmp_path / "valid", 2, 1.0, seed=2)
+    from sekd.models import build_model
+
+    torch.manual_seed(3)
+    teacher_args = {"channels": 16, "num_blocks": 1}
+    teacher = build_model("dpdcrn", **teacher_args)
+    torch.save({"model_name": "dpdcrn", "model_args": teacher_args, "state_dict": teacher.state_dict()},
+               tmp_path / "teacher.pt")
+    layers = ["encoder.0", "encoder.1"]
+    cfg = write_config(tmp_path / "c.yaml", model={"name": "dpdcrn", "args": {"channels": 8, "num_blocks": 1}},
+                       data={"batch_size": 4, "segment": 0.5}, optim={"name": "sgd", "lr": 0.05},
+                       train={"max_epochs": 1, "steps_per_epoch": 3, "num_threads": 1, "save_every_steps": 0},
+                       kd={"teacher": str(tmp_path / "teacher.pt"), "terms": [
+                           {"name": "fitnet", "weight": 5.0,
+                            "args": {"student_layers": layers, "teacher_layers": layers,
+                                     "student_layout": "BCTF"}}]})
+    single = _train(tmp_path, cfg, tmp_path / "single", 1)
+    assert single.returncode == 0, single.stderr[-2000:]
+    multi = _train(tmp_path, cfg, tmp_path / "ddp", 2)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a = torch.load(tmp_path / "single" / "checkpoints" / "last.pt", weights_only=False)["trainer"]["kd_terms"]
+    b = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)["trainer"]["kd_terms"]
+    assert sorted(a) == sorted(b) and any(".adapters." in k for k in a), sorted(a)
+    from sekd.train.config import build_config
+    from sekd.train.trainer import Trainer
+
+    # the adapters' start: what the trainer's set-up pass makes (seeded), before any step
+    built = Trainer(build_config([cfg]), str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "x"),
+                    progress=False)
+    init = built.kd_terms.state_dict()
+    moved = sum(float((a[k] - init[k]).pow(2).sum()) for k in a) ** 0.5
+    apart = sum(float((a[k] - b[k]).pow(2).sum()) for k in a) ** 0.5
+    # adapter gradients left un-averaged (each rank its half batch) would be about as far apart as the steps
+    assert moved > 1e-3 and apart < 0.01 * moved, (moved, apart)
+    assert not (tmp_path / "x").exists()  # building a trainer writes nothing
+
+
 def test_batch_size_must_split_over_processes(tmp_path, monkeypatch):
     from sekd.train.config import ConfigError, build_config
     from sekd.train.trainer import Trainer

@@ -113,3 +113,28 @@ def test_unavailable_metric_is_text_not_a_number_and_best_is_bold(exp):
     assert "| unavailable |" in noisy
     teacher_manner = next(line for line in md.splitlines() if line.startswith("| teacher_manner |"))
     assert "**2.400**" in teacher_manner and "**14.00**" in teacher_manner  # best of each column
+
+
+def test_systems_of_one_model_config_are_profiled_once(tmp_path, monkeypatch):
+    """A baseline student and its KD student (same model config) share one cost profile; another
+    config, or another audio length, is profiled again; a rerun reads costs.json."""
+    import sekd.bin.report as report
+    import sekd.models.profile as profile
+
+    calls = []
+    monkeypatch.setattr(profile, "profile_model", lambda name, args, seconds: calls.append((name, args, seconds))
+                        or {"params": len(calls)})
+    monkeypatch.setattr(report, "_COST_CACHE", {})
+    dirs = {}
+    for name, width in (("student", 1), ("student_kd_at", 1), ("teacher", 4)):
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        (dirs[name] / "config.yaml").write_text(f"model: {{name: dccrn, args: {{w: {width}}}}}\n")
+    costs = {name: report.model_costs(d, 0.5) for name, d in dirs.items()}
+    assert calls == [("dccrn", {"w": 1}, 0.5), ("dccrn", {"w": 4}, 0.5)]
+    assert costs["student"] == costs["student_kd_at"] == {"params": 1} and costs["teacher"] == {"params": 2}
+    assert json.loads((dirs["student_kd_at"] / "costs.json").read_text())["costs"] == {"params": 1}
+    monkeypatch.setattr(report, "_COST_CACHE", {})  # a new report process: costs.json, no profiling
+    assert report.model_costs(dirs["student_kd_at"], 0.5) == {"params": 1} and len(calls) == 2
+    report.model_costs(dirs["student"], 1.0)  # another audio length: measured again
+    assert calls[-1] == ("dccrn", {"w": 1}, 1.0)

@@ -42,40 +42,43 @@ def _name(m: str) -> str:
     return metric_info(m).display
 
 
-_COST_CACHE: dict[str, dict] = {}
+_COST_CACHE: dict[str, dict] = {}  # costs by model config: systems of one architecture are profiled once
 
 
 def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
     """sekd-profile's figures for a system's model, rebuilt from its config.yaml.
 
     Kept in ``<system>/costs.json`` (with the config and the audio length they were measured
-    with), so a rerun of the report does not profile again.
+    with), so a rerun of the report does not profile again; systems with the same model config
+    (a baseline student and its KD students) share one profile.
     """
     conf = system_dir / "config.yaml"
     if not conf.exists():
         return None
-    if str(conf) not in _COST_CACHE:
-        from sekd.train.config import yaml_load
+    from sekd.train.config import yaml_load
 
-        cfg = yaml_load(conf.read_text()) or {}
-        if not (cfg.get("model") or {}).get("name"):
-            return None
-        key = {"model": cfg["model"], "seconds": seconds}
-        cache = system_dir / "costs.json"
-        try:
-            saved = json.loads(cache.read_text())
-            costs = saved["costs"] if saved["key"] == key else None
-        except (OSError, ValueError, KeyError):
-            costs = None
+    cfg = yaml_load(conf.read_text()) or {}
+    if not (cfg.get("model") or {}).get("name"):
+        return None
+    key = {"model": cfg["model"], "seconds": seconds}
+    memo = json.dumps(key, sort_keys=True)
+    cache = system_dir / "costs.json"
+    try:
+        saved = json.loads(cache.read_text())
+        costs = saved["costs"] if saved["key"] == key else None
+    except (OSError, ValueError, KeyError):
+        costs = None
+    if costs is None:
+        costs = _COST_CACHE.get(memo)
         if costs is None:
             from sekd.models.profile import profile_model
 
             costs = profile_model(cfg["model"]["name"], cfg["model"]["args"], seconds=seconds)
-            tmp = cache.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps({"key": key, "costs": costs}, indent=1) + "\n")
-            tmp.replace(cache)
-        _COST_CACHE[str(conf)] = costs
-    return _COST_CACHE[str(conf)]
+        tmp = cache.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"key": key, "costs": costs}, indent=1) + "\n")
+        tmp.replace(cache)
+    _COST_CACHE[memo] = costs
+    return costs
 
 
 SEED_SUFFIX = re.compile(r"_seed\d+$")

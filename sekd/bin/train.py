@@ -29,7 +29,9 @@ def get_parser(description: str = __doc__) -> argparse.ArgumentParser:
     parser.add_argument("--role", default="model", help="what the system is in the report: teacher, student, ...")
     parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/checkpoints/last.pt if present")
     parser.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--dry_run", action="store_true", help="build the model and data, then exit")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="build model, data, teacher and KD terms, run one batch forward and backward, "
+                             "write nothing, exit")
     parser.add_argument("--progress", choices=["auto", "on", "off"], default="auto", help="tqdm progress bar")
     from sekd.train.checkpoint import add_trust_option
 
@@ -60,8 +62,14 @@ def run(args: argparse.Namespace, overrides: list[str], extra_files: list[str] |
                           role=args.role, progress=progress)
         if args.dry_run:
             from sekd.models import count_parameters
+
+            step = trainer.dry_run()
             print(f"{cfg['model']['name']}: {count_parameters(trainer.model)} parameters; "
-                  f"{len(trainer.train_set)} training / {len(trainer.valid_set)} validation utterances")
+                  f"{len(trainer.train_set)} training / {len(trainer.valid_set)} validation utterances; "
+                  f"one batch: " + " ".join(f"{k} {v:.4f}" for k, v in step.items() if k != "no_grad"))
+            if step["no_grad"]:
+                print(f"warning: no gradient reaches {len(step['no_grad'])} trained parameters: "
+                      f"{', '.join(step['no_grad'][:5])}", file=sys.stderr)
             return 0
         trainer.run(resume=args.resume)
     except (DataError, ConfigError, TrainingError) as exc:

@@ -5,10 +5,10 @@
 them everything here is the single-process identity, so the trainer has one code path.
 
 The trainer keeps the meaning of ``data.batch_size`` (the global batch): every rank takes
-every ``world``-th item of each batch, the model is wrapped in
-``DistributedDataParallel`` (gradients averaged), KD adapters' gradients are averaged by
-:func:`average_gradients`, validation utterances are split over the ranks and their scores
-summed. Only rank 0 writes logs, TensorBoard events and checkpoints.
+every ``world``-th item of each batch, the trainer's ``Distiller`` (model, KD terms and their
+adapters, the speaker head) is wrapped in ``DistributedDataParallel`` (every trained parameter's
+gradient averaged), validation utterances are split over the ranks and their scores summed.
+Only rank 0 writes logs, TensorBoard events and checkpoints.
 """
 from __future__ import annotations
 
@@ -60,16 +60,6 @@ def all_sum(values: list[float], ctx: Context) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=ctx.device)
     dist.all_reduce(t)
     return t.tolist()
-
-
-def average_gradients(params, ctx: Context) -> None:
-    """Average the gradients of parameters DDP does not manage (the KD adapters)."""
-    if not ctx.active:
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= ctx.world
 
 
 def barrier(ctx: Context) -> None:

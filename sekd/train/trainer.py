@@ -38,6 +38,7 @@ from sekd.models import MODELS, build_model, count_parameters
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
 from sekd.train.config import ConfigError, dump
+from sekd.train.distiller import Distiller
 from sekd.train.optim import build_optimizer, build_scheduler, is_per_step
 from sekd.train.tasks import TASKS
 
@@ -87,7 +88,6 @@ class Trainer:
         self.train_set, self.valid_set = self.task.train_set, self.task.valid_set
         seed_everything(self.seed)
         self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).to(self.dist.device)
-        self.net: nn.Module = self.model  # what training steps call: the model, or its DDP wrapper
         self.global_step = 0  # read by the margin warm-up (the KD modules are built with one batch below)
         self.task.setup(self.model, self.dist.device)
         kcfg = cfg["kd"]
@@ -138,20 +138,21 @@ class Trainer:
             except (KeyError, ValueError) as exc:  # a tap path the model lacks, a layout that does not fit
                 raise ConfigError(f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
                                   f"{cfg['model']['name']} / this teacher: {exc}") from None
-        params = list(self.model.parameters()) + list(self.kd_terms.parameters())
-        for module in self.task.modules():
-            params += list(module.parameters())
-        self.trained_params = params  # what the optimizer steps and train.grad_clip clips, all together
+        if self.dist.active and self.dist.device.type == "cuda":
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        # Everything trained (model, KD terms and their adapters, the task's head) in one module whose
+        # forward is the batch loss; DDP wraps it once, the optimizer steps and the clip clips its parameters.
+        self.distiller = Distiller(self.model, self.kd_terms, self.task.modules(), lambda b: self.task.loss(self, b))
+        self.trained_params = list(self.distiller.parameters())
+        self.net: nn.Module = self.distiller  # what training steps call: the distiller, or its DDP wrapper
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
-            if self.dist.device.type == "cuda":
-                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.net = DistributedDataParallel(self.model,
+            self.net = DistributedDataParallel(self.distiller,
                                                device_ids=[self.dist.device] if self.dist.device.type == "cuda"
                                                else None)
         ocfg = dict(cfg["optim"])
-        self.optimizer = build_optimizer(params, **ocfg)
+        self.optimizer = build_optimizer(self.trained_params, **ocfg)
         scfg = dict(cfg["scheduler"])
         scfg.setdefault("mode", self.task.mode)  # plateau: on the monitored score
         self.per_step_scheduler = is_per_step(scfg.get("name", "plateau"))
@@ -163,7 +164,7 @@ class Trainer:
         self.nonfinite = 0  # batches skipped for a non-finite loss
         self.best: float = self.task.worst
         self.history: list[dict] = []
-        self.log = self._logger()
+        self.log = _quiet_logger()  # the run's log file is opened by run(): building writes nothing
 
     # -- set-up -----------------------------------------------------------------
     def _logger(self) -> logging.Logger:
@@ -203,7 +204,7 @@ class Trainer:
         batch = self.task.probe_batch(self.batch(range(min(2, len(self.train_set)))))
         self.model.eval()
         with torch.no_grad(), torch.random.fork_rng():
-            self.compute_loss(*batch)
+            self.task.loss(self, tuple(batch))
         self.model.train()
 
     # -- checkpoints ------------------------------------------------------------
@@ -288,14 +289,14 @@ class Trainer:
 
     def compute_loss(self, *batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss and its parts for one batch (the task's: SE ``(noisy, clean[, crop ids])``, SV
-        ``(wav, speaker labels, crop ids)``)."""
-        return self.task.loss(self, batch)
+        ``(wav, speaker labels, crop ids)``), through the distiller (and DDP when distributed)."""
+        return self.net(*batch)
 
     def student_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        """The student's output (through DDP when distributed) and the features the KD terms tap."""
+        """The student's output and the features the KD terms tap (called inside the distiller's forward)."""
         with FeatureTaps(self.model, self.student_taps()) as taps, \
                 torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
-            out = self.net(x)
+            out = self.model(x)
         return out, taps.features
 
     def teacher_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -318,7 +319,7 @@ class Trainer:
         return total
 
     def _buffers(self) -> list[torch.Tensor]:
-        return list(self.model.buffers()) + list(self.kd_terms.buffers())
+        return list(self.distiller.buffers())
 
     def _skip_nonfinite(self, loss: torch.Tensor, indices: list[int]) -> bool:
         """True (the batch is skipped: no update) when the loss is NaN or Inf on any rank; after more than
@@ -341,6 +342,27 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return True
 
+    def dry_run(self) -> dict[str, Any]:
+        """One real training step's forward and backward on the first batch of epoch 1 (this rank's
+        share), without an optimizer step: what ``--dry_run`` checks before a long run. Writes nothing
+        and leaves weights, statistics and RNG states as they were. Raises ``TrainingError`` for a
+        non-finite loss; ``no_grad``: the trained parameters the loss does not reach at all (not a zero
+        gradient, e.g. of a unit a ReLU silences on this batch, but no gradient: a wiring fault)."""
+        indices = distributed.shard(self.epoch_batches(0)[0], self.dist)
+        self.train_set.set_epoch(0)
+        buffers = [b.detach().clone() for b in self._buffers()]
+        with torch.random.fork_rng():
+            loss, parts = self.compute_loss(*self.batch(indices))
+            if not torch.isfinite(loss.detach()).item():
+                raise TrainingError(f"the first training batch gives a non-finite loss ({parts})")
+            loss.backward()
+        no_grad = [name for name, p in self.distiller.named_parameters() if p.requires_grad and p.grad is None]
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for b, saved in zip(self._buffers(), buffers):
+                b.copy_(saved)
+        return {"loss": loss.item(), **parts, "no_grad": no_grad}
+
     # -- validation -------------------------------------------------------------
     def validate(self, writer=None) -> dict[str, float]:
         """The task's validation scores (``self.task.monitor`` among them)."""
@@ -351,6 +373,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         tcfg = self.cfg["train"]
+        self.log = self._logger()
         resumed = resume and self.resume()  # refuses a changed config before config.yaml is touched
         if self.dist.main:
             (self.out_dir / "config.yaml").write_text(dump(self.cfg))
@@ -385,9 +408,6 @@ class Trainer:
                     continue
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
-                distributed.average_gradients(self.kd_terms.parameters(), self.dist)
-                for module in self.task.modules():
-                    distributed.average_gradients(module.parameters(), self.dist)
                 if tcfg["grad_clip"]:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(self.trained_params, float(tcfg["grad_clip"]))
@@ -466,6 +486,14 @@ class Trainer:
             tmp.write_text(json.dumps(info, indent=2))
             tmp.replace(self.out_dir / "model_info.json")
         return info
+
+
+def _quiet_logger() -> logging.Logger:
+    log = logging.getLogger("sekd.train.unstarted")
+    log.propagate = False
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    return log
 
 
 class TrainingError(RuntimeError):
