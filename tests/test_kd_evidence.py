@@ -122,6 +122,11 @@ def test_gain_chart_and_learning_curves_are_drawn(tmp_path):
     _scored(exp, "teacher", "teacher", {"pesq_wb": base + 0.5, "sisdr": base * 5 + 3})
     _scored(exp, "student", "student", {"pesq_wb": base, "sisdr": base * 5})
     _scored(exp, "student_kd_output", "kd", {"pesq_wb": base + 0.003, "sisdr": base * 5 + 1}, ["output"])
+    (exp / "plan.json").write_text(json.dumps({"systems": [
+        {"system": "teacher", "group": "teacher", "seed": None},
+        {"system": "student", "group": "student", "seed": 0},
+        {"system": "student_kd_output", "group": "student_kd_output", "seed": 0, "teacher": "teacher",
+         "baseline": "student"}]}))
     rows = collect(exp, "test")
     assert kd_gain_chart(rows, tmp_path / "gain.png").stat().st_size > 5000
     assert learning_curves(rows, tmp_path / "curves.png").stat().st_size > 5000

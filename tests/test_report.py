@@ -10,7 +10,9 @@ from sekd.bin.report import collect, gains, kd_table, main, table
 
 
 def _system(exp: Path, name: str, role: str | None, pesq: float, sisdr: float, model=("dccrn", {"w": 1}),
-            teacher: str | None = None) -> None:
+            teacher: str | None = None, group: str | None = None, seed: int | None = 0,
+            baseline: str | None = None) -> None:
+    """A scored system, and its row in exp/plan.json (as sekd.bin.plan writes it) unless ``role`` is None."""
     d = exp / name / "scoring" / "test"
     d.mkdir(parents=True)
     metrics = {"pesq_wb": {"mean": pesq, "failed": 0}, "sisdr": {"mean": sisdr, "failed": 0}}
@@ -20,6 +22,11 @@ def _system(exp: Path, name: str, role: str | None, pesq: float, sisdr: float, m
                 "kd": [name.split("_kd_")[1].split("_seed")[0]] if role == "kd" else [],
                 "teacher": f"exp/{teacher}/checkpoints/best.pt" if teacher else None}
         (exp / name / "model_info.json").write_text(json.dumps(info))
+        plan = exp / "plan.json"
+        systems = json.loads(plan.read_text())["systems"] if plan.exists() else []
+        systems.append({"kind": {"kd": "distill"}.get(role, role), "system": name, "group": group or name,
+                        "seed": None if role == "teacher" else seed, "teacher": teacher, "baseline": baseline})
+        plan.write_text(json.dumps({"systems": systems}))
 
 
 @pytest.fixture
@@ -29,11 +36,13 @@ def exp(tmp_path: Path) -> Path:
     _system(exp, "teacher", "teacher", 2.0, 12.0, model=("dccrn", {"w": 4}))
     _system(exp, "teacher_manner", "teacher", 2.4, 14.0, model=("manner", {"h": 8}))
     _system(exp, "student", "student", 1.6, 9.0)
-    _system(exp, "student_seed1", "student", 1.8, 10.0)
+    _system(exp, "student_seed1", "student", 1.8, 10.0, group="student", seed=1)
     _system(exp, "student_manner", "student", 2.0, 11.0, model=("manner", {"h": 6}))
-    _system(exp, "student_kd_at", "kd", 1.8, 10.0, teacher="teacher")
-    _system(exp, "student_kd_at_seed1", "kd", 1.8, 11.0, teacher="teacher")
-    _system(exp, "student_kd_mvat", "kd", 1.9, 12.0, model=("manner", {"h": 6}), teacher="teacher_manner")
+    _system(exp, "student_kd_at", "kd", 1.8, 10.0, teacher="teacher", baseline="student")
+    _system(exp, "student_kd_at_seed1", "kd", 1.8, 11.0, teacher="teacher", group="student_kd_at", seed=1,
+            baseline="student_seed1")
+    _system(exp, "student_kd_mvat", "kd", 1.9, 12.0, model=("manner", {"h": 6}), teacher="teacher_manner",
+            baseline="student_manner")
     return exp
 
 
@@ -70,13 +79,33 @@ def test_report_entrypoint_writes_md_and_csv(exp):
     assert any(line.startswith("test,student,student,,,,2,") for line in csv)
 
 
-def test_train_minutes_from_the_log(tmp_path):
-    from sekd.bin.report import train_minutes
+def test_without_a_plan_nothing_is_parsed_out_of_names(exp):
+    """Seeds, teachers and baselines come from exp/plan.json only: without it every directory is its own
+    row, nothing is paired, and RESULTS.md says why."""
+    (exp / "plan.json").unlink()
+    rows = {r["system"]: r for r in collect(exp, "test")}
+    assert {"student", "student_seed1", "student_kd_at", "student_kd_at_seed1"} <= set(rows)
+    assert rows["student"]["seeds"] == 1 and rows["student_kd_at"]["baseline"] is None
+    assert main(["--exp_dir", str(exp), "--no_plots"]) == 0
+    assert "plan.json is missing" in (exp / "RESULTS.md").read_text()
 
-    (tmp_path / "train.log").write_text("2026-01-01 10:00:00 training\nnot a stamp\n"
-                                         "2026-01-01 10:07:30 epoch 4 done: valid SI-SNR 1.0 dB\n")
-    assert train_minutes(tmp_path) == pytest.approx(7.5)
-    assert train_minutes(tmp_path / "missing") is None
+
+def test_training_time_and_summary_come_from_model_info(tmp_path, capsys):
+    """The Train column and the line the recipe logs after a training read model_info.json, not the log."""
+    d = tmp_path / "student"
+    d.mkdir()
+    (d / "train.log").write_text("2026-01-01 10:00:00 training\n2026-01-01 10:30:00 epoch 2 done: valid SI-SNR 9 dB\n")
+    (d / "model_info.json").write_text(json.dumps({"role": "student", "train_seconds": 450.0, "history": [
+        {"epoch": 1, "valid_sisnr": 8.0}, {"epoch": 2, "valid_sisnr": 9.5}, {"epoch": 3, "valid_sisnr": 9.25}]}))
+    assert main(["--summary", str(d)]) == 0
+    assert capsys.readouterr().out.strip() == "best validation SI-SNR 9.50 dB at epoch 2 of 3, 7.5 min"
+    from sekd.bin.report import _system_row
+
+    (d / "scoring" / "test").mkdir(parents=True)
+    (d / "scoring" / "test" / "result.json").write_text(json.dumps({"num_utts": 1, "metrics": {}}))
+    assert _system_row(d, "test")["train_min"] == pytest.approx(7.5)  # 450 s, not the log's 30 min
+    assert main(["--summary", str(tmp_path / "missing")]) == 1
+    assert "model_info.json: not readable JSON" in capsys.readouterr().err
 
 
 def test_spectrogram_panel_keeps_one_family_when_crowded(exp):
@@ -92,7 +121,7 @@ def test_no_gap_share_when_the_teacher_is_not_better(tmp_path):
     exp = tmp_path / "exp"
     _system(exp, "teacher", "teacher", 1.49, 9.4, model=("uformer", {}))
     _system(exp, "student", "student", 1.48, 9.0)
-    _system(exp, "student_kd_atkl", "kd", 1.45, 9.5, teacher="teacher")
+    _system(exp, "student_kd_atkl", "kd", 1.45, 9.5, teacher="teacher", baseline="student")
     rows = collect(exp, "test")
     kd = next(r for r in rows if r["role"] == "kd")
     assert gains(kd, rows, "pesq_wb") == (pytest.approx(-0.03), None)  # teacher only 0.01 better

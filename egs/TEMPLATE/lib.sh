@@ -138,7 +138,7 @@ train_system() {  # <name> <role> <command...>
   job "${train_cmd} ${gpu_opt}" "${dir}/log/train.log" "${inputs[@]}" --out_dir "${dir}" \
     --tensorboard_dir "${exp}/tensorboard/${name}" --resume --progress off
   echo "${key}" > "${dir}/.done"
-  log "${name}: $(grep ' done: valid ' "${dir}/train.log" | tail -n 1 | cut -d" " -f3-)"
+  log "${name}: $(python -m sekd.bin.report --summary "${dir}")"  # from its model_info.json
 }
 
 # --train_nj N: stages 4 and 5 run up to N trainings at once (each with its own train.num_threads;

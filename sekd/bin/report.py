@@ -81,25 +81,6 @@ def model_costs(system_dir: Path, seconds: float = 2.0) -> dict | None:
     return costs
 
 
-SEED_SUFFIX = re.compile(r"_seed\d+$")
-
-
-def train_minutes(system_dir: Path) -> float | None:
-    """Wall time of a system's training: first to last time stamp of its ``train.log`` (minutes)."""
-    from datetime import datetime
-
-    log = system_dir / "train.log"
-    if not log.exists():
-        return None
-    stamps = []
-    for line in log.read_text().splitlines():
-        try:
-            stamps.append(datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
-        except ValueError:
-            continue
-    return (stamps[-1] - stamps[0]).total_seconds() / 60 if len(stamps) > 1 else None
-
-
 class ReportError(ValueError):
     """A file the report reads is damaged: the message names it."""
 
@@ -112,13 +93,6 @@ def _read_json(path: Path) -> dict:
                           f"(remove the .done beside it)") from None
 
 
-def _train_minutes(system_dir: Path, info: dict) -> float | None:
-    """Training wall time: ``model_info.json``'s ``train_seconds``, else the span of ``train.log``."""
-    if info.get("train_seconds"):
-        return float(info["train_seconds"]) / 60
-    return train_minutes(system_dir)
-
-
 def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = None) -> dict:
     result = system_dir / "scoring" / test_set / "result.json"
     summary = _read_json(result)
@@ -127,15 +101,10 @@ def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = 
     rtf_path = system_dir / "enhanced" / test_set / "rtf"
     if "num_trials" in summary:  # speaker verification: the embedding extraction's RTF
         rtf_path = system_dir / "embeddings" / re.sub(r"_asnorm$", "", test_set) / "rtf"
-    entry = (plan or {}).get(system_dir.name)
-    if entry is not None:  # the plan says what the system is: no parsing of names and paths
-        group, seed = entry["group"], entry["seed"]
-        teacher = entry.get("teacher") or ""
-    else:
-        group = SEED_SUFFIX.sub("", system_dir.name)
-        found = re.search(r"_seed(\d+)$", system_dir.name)
-        seed = int(found.group(1)) if found else 0
-        teacher = Path(info["teacher"]).parents[1].name if info.get("teacher") else ""
+    # The plan says what a system is (group of seeds, seed, teacher); a directory it does not name
+    # (the noisy input, a user's own system) is a row of its own, paired with nothing.
+    entry = (plan or {}).get(system_dir.name) or {"group": system_dir.name, "seed": None}
+    group, seed, teacher = entry["group"], entry["seed"], entry.get("teacher") or ""
     return {
         "system": group,
         "run": system_dir.name,
@@ -150,7 +119,7 @@ def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = 
         "rtf": float(rtf_path.read_text()) if rtf_path.exists() else None,
         "dir": system_dir,
         "scoring": system_dir / "scoring" / test_set,
-        "train_min": _train_minutes(system_dir, info),
+        "train_min": float(info["train_seconds"]) / 60 if info.get("train_seconds") else None,
         "num_utts": summary.get("num_utts", summary.get("num_trials")),
         "num_missing": summary.get("num_missing", 0),
         "unit": "trials" if "num_trials" in summary else "utterances",
@@ -178,19 +147,15 @@ def _merge_seeds(runs: list[dict]) -> dict:
 
 
 def _pair_baselines(rows: list[dict], plan: dict[str, dict] | None = None) -> None:
-    """Give each KD row its baseline student and its teacher's row: the plan's (``exp/plan.json``:
-    the plain student, or the method's no-teacher ablation), else the student of the same model."""
+    """Give each KD row its baseline student and its teacher's row, as the plan (``exp/plan.json``)
+    names them: the plain student of the same model, or the method's no-teacher ablation."""
     by_system = {r["system"]: r for r in rows}
     for r in rows:
         if r["role"] != "kd":
             continue
-        entry = (plan or {}).get(r["run"])
-        if entry is not None and entry.get("baseline") in plan:
-            base = plan[entry["baseline"]]["group"]
-            r["baseline"] = base if base in by_system else None
-        else:
-            base = [b for b in rows if b["role"] == "student" and b["model"] == r["model"]]
-            r["baseline"] = base[0]["system"] if base else None
+        entry = (plan or {}).get(r["run"]) or {}
+        base = plan[entry["baseline"]]["group"] if entry.get("baseline") in (plan or {}) else None
+        r["baseline"] = base if base in by_system else None
         r["teacher_row"] = r["teacher"] if r["teacher"] in by_system else None
 
 
@@ -407,27 +372,47 @@ def weight_lines(exp_dir: Path) -> list[str]:
             + lines + [""]) if lines else []
 
 
+def system_summary(system_dir: Path) -> str:
+    """One line on a trained system from its ``model_info.json`` (what the recipe logs after a
+    training): the best validation score, its epoch, and the training time."""
+    info = _read_json(system_dir / "model_info.json")
+    hist = info.get("history") or []
+    line = _curve_line(hist)
+    minutes = f", {info['train_seconds'] / 60:.1f} min" if info.get("train_seconds") else ""
+    return (line or "no validation record") + minutes
+
+
+# history key -> (name, unit, digits, higher is better); valid_pesq is logged only when monitored
+MONITORED = {"valid_pesq": ("PESQ-WB", "", 3, True), "valid_sisnr": ("SI-SNR", " dB", 2, True),
+             "valid_eer": ("EER", " %", 2, False)}
+
+
+def _curve_line(hist: list[dict], change: bool = False) -> str | None:
+    """``best validation <score> at epoch k of n`` (the score the checkpoint was chosen by), and with
+    ``change`` what the last fifth of the epochs changed it by."""
+    key = next((k for k in MONITORED if hist and k in hist[0]), None)
+    vals = [h[key] for h in hist if key in h] if key else []
+    if not vals:
+        return None
+    name, unit, digits, higher = MONITORED[key]
+    best = int(np.nanargmax(vals) if higher else np.nanargmin(vals))
+    line = f"best validation {name} {vals[best]:.{digits}f}{unit} at epoch {best + 1} of {len(vals)}"
+    if change:
+        tail = max(1, len(vals) // 5)
+        line += f"; its last {tail} epochs changed it by {vals[-1] - vals[-1 - tail]:+.{digits}f}{unit}"
+    return line
+
+
 def teacher_lines(rows: list[dict]) -> list[str]:
     """How far each teacher had converged: its best validation score (the one its checkpoint was
     chosen by: PESQ where it was monitored, else SI-SNR or EER) and what its last epochs added."""
-    # history key -> (name, unit, digits, higher is better); valid_pesq is logged only when monitored
-    monitored = {"valid_pesq": ("PESQ-WB", "", 3, True), "valid_sisnr": ("SI-SNR", " dB", 2, True),
-                 "valid_eer": ("EER", " %", 2, False)}
     lines = []
     for r in rows:
-        hist = r.get("history") or []
-        key = next((k for k in monitored if hist and k in hist[0]), None)
-        hist = [h for h in hist if key in h]
-        if r["role"] != "teacher" or len(hist) < 2:
+        line = _curve_line(r.get("history") or [], change=True)
+        if r["role"] != "teacher" or line is None or len(r["history"]) < 2:
             continue
-        name, unit, digits, higher = monitored[key]
-        vals = [h[key] for h in hist]
-        best = int(np.nanargmax(vals) if higher else np.nanargmin(vals))
-        tail = max(1, len(vals) // 5)
-        change = vals[-1] - vals[-1 - tail]
         where = f" (pretrained: {r['pretrained']})" if r.get("pretrained") else ""
-        lines.append(f"- {r['system']}{where}: best validation {name} {vals[best]:.{digits}f}{unit} at epoch "
-                     f"{best + 1} of {len(vals)}; its last {tail} epochs changed it by {change:+.{digits}f}{unit}.")
+        lines.append(f"- {r['system']}{where}: {line}.")
     return (["Teachers' learning curves (validation set):", ""] + lines + [""]) if lines else []
 
 
@@ -504,10 +489,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="audio length of the cost profile (params, MACs, RTF, memory) of each model")
     parser.add_argument("--primary_metric", default="pesq_wb",
                         help="metric of the gain / gap-closed columns of the main table")
+    parser.add_argument("--summary", metavar="SYSTEM_DIR", default=None,
+                        help="print one line on a trained system (its model_info.json) and exit")
     args = parser.parse_args(argv)
+    if args.summary:
+        try:
+            print(system_summary(Path(args.summary)))
+        except ReportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     exp_dir = Path(args.exp_dir)
     out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
     lines = [f"# {args.title or 'Results: ' + str(exp_dir.resolve().parent.name)}", ""]
+    from sekd.bin.plan import read_plan
+
+    if read_plan(exp_dir) is None:
+        lines += [f"**Note**: {exp_dir}/plan.json is missing (the recipe writes it from stage 3 on): every "
+                  "directory is a row of its own, seeds are not merged and KD students are not paired with a "
+                  "baseline or teacher.", ""]
     csv_rows = []
     sv_sets = se_sets = False
     for test_set in [s for s in args.sets.split(",") if s]:
