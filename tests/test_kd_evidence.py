@@ -68,7 +68,8 @@ def _scored(exp: Path, name: str, role: str | None, scores: dict[str, np.ndarray
 
 def test_report_pairs_kd_with_its_ablation_and_gives_intervals(tmp_path):
     from sekd.bin.plan import plan, with_paths
-    from sekd.bin.report import collect, kd_table, main, paired_gain
+    from sekd.bin.report import kd_table, main
+    from sekd.bin.report_rows import collect, paired_gain
 
     exp = tmp_path / "exp"
     rng = np.random.default_rng(0)
@@ -115,7 +116,7 @@ def test_report_pairs_kd_with_its_ablation_and_gives_intervals(tmp_path):
 
 def test_gain_chart_and_learning_curves_are_drawn(tmp_path):
     from sekd.bin.plots import kd_gain_chart, learning_curves
-    from sekd.bin.report import collect
+    from sekd.bin.report_rows import collect
 
     exp = tmp_path / "exp"
     base = np.linspace(1.2, 2.0, 30)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sekd.bin.report import collect, gains, kd_table, main, table
+from sekd.bin.report import kd_table, main, table
+from sekd.bin.report_rows import collect, gains
 
 
 def _system(exp: Path, name: str, role: str | None, pesq: float, sisdr: float, model=("dccrn", {"w": 1}),
@@ -99,7 +100,7 @@ def test_training_time_and_summary_come_from_model_info(tmp_path, capsys):
         {"epoch": 1, "valid_sisnr": 8.0}, {"epoch": 2, "valid_sisnr": 9.5}, {"epoch": 3, "valid_sisnr": 9.25}]}))
     assert main(["--summary", str(d)]) == 0
     assert capsys.readouterr().out.strip() == "best validation SI-SNR 9.50 dB at epoch 2 of 3, 7.5 min"
-    from sekd.bin.report import _system_row
+    from sekd.bin.report_rows import _system_row
 
     (d / "scoring" / "test").mkdir(parents=True)
     (d / "scoring" / "test" / "result.json").write_text(json.dumps({"num_utts": 1, "metrics": {}}))
@@ -147,7 +148,7 @@ def test_unavailable_metric_is_text_not_a_number_and_best_is_bold(exp):
 def test_systems_of_one_model_config_are_profiled_once(tmp_path, monkeypatch):
     """A baseline student and its KD student (same model config) share one cost profile; another
     config, or another audio length, is profiled again; a rerun reads costs.json."""
-    import sekd.bin.report as report
+    import sekd.bin.report_rows as report
     import sekd.models.profile as profile
 
     calls = []

@@ -26,7 +26,7 @@ def kd_gain_chart(rows: list[dict], out: Path) -> Path | None:
     seen against what there was to gain. Bars: the paired mean; error bars: the paired 95 %
     interval (``sekd.bin.report.paired_gain``); green/red where the interval excludes zero, grey
     where it does not."""
-    from sekd.bin.report import gains, paired_gain, teacher_gap
+    from sekd.bin.report_rows import gains, paired_gain, teacher_gap
 
     kd_rows = [r for r in rows if r["role"] == "kd" and r.get("baseline")]
     if not kd_rows:
