@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sekd.bin import report
+from sekd.bin import report, report_rows
 from sekd.bin.score import GROUPS, KNOWN
 from sekd.metrics import DISPLAY, METRICS, TABLE, metric
 
@@ -23,7 +23,7 @@ def test_every_scorer_metric_has_one_row_and_the_views_follow_it():
 def test_report_takes_direction_digits_and_gap_from_the_table():
     lower = {n for n, m in TABLE.items() if not m.higher_is_better}
     assert lower == {"llr", "wss", "wer", "eer", "mindcf_0.01", "mindcf_0.05"}
-    assert report._sign("eer") == -1 and report._sign("pesq_wb") == 1
+    assert report_rows._sign("eer") == -1 and report_rows._sign("pesq_wb") == 1
     assert report._fmt("sisdr", 1.23456) == "1.23" and report._fmt("mindcf_0.05", 0.123456) == "0.1235"
     assert report._fmt("pesq_wb", 1.23456) == "1.235"
     # a user's own column: higher is better, 3 digits, named as it is, any gap shared out
@@ -35,14 +35,14 @@ def test_report_takes_direction_digits_and_gap_from_the_table():
                  "runs": [{"seed": 0, "scoring": None}]},
                 {"system": "base", "metrics": {"pesq_wb": 1.0}, "runs": []},
                 {"system": "t", "metrics": {"pesq_wb": teacher}, "runs": []}]
-    assert report.gains(rows(1.01)[0], rows(1.01), "pesq_wb")[1] is None
-    gain, share = report.gains(rows(1.4)[0], rows(1.4), "pesq_wb")
+    assert report_rows.gains(rows(1.01)[0], rows(1.01), "pesq_wb")[1] is None
+    gain, share = report_rows.gains(rows(1.4)[0], rows(1.4), "pesq_wb")
     assert abs(gain - 0.2) < 1e-9 and abs(share - 0.5) < 1e-9
     # lower is better: EER 5 % -> 4 % is a gain of +1
     sv = [{"system": "kd", "baseline": "base", "teacher_row": "t", "metrics": {"eer": 4.0},
            "runs": [{"seed": 0, "scoring": None}]},
           {"system": "base", "metrics": {"eer": 5.0}, "runs": []}, {"system": "t", "metrics": {"eer": 3.0}, "runs": []}]
-    gain, share = report.gains(sv[0], sv, "eer")
+    gain, share = report_rows.gains(sv[0], sv, "eer")
     assert gain == 1.0 and share == 0.5
 
 
@@ -55,3 +55,11 @@ def test_teacher_curve_line_uses_the_score_the_checkpoint_was_chosen_by():
     sv = [{"epoch": e, "valid_eer": v} for e, v in ((1, 9.0), (2, 7.0), (3, 8.0))]
     lines = report.teacher_lines([{"system": "s", "role": "teacher", "history": sv}])
     assert "- s: best validation EER 7.00 % at epoch 2 of 3; its last 1 epochs changed it by +1.00 %." in lines
+
+
+def test_a_one_epoch_teacher_has_a_summary_but_no_learning_curve_line():
+    """A teacher trained for one epoch (the recipes' tiny runs): no 'last epochs changed it' line."""
+    hist = [{"epoch": 1, "valid_sisnr": 3.0}]
+    assert report.teacher_lines([{"system": "t", "role": "teacher", "history": hist}]) == []
+    assert report_rows.curve_line(hist, change=True) == "best validation SI-SNR 3.00 dB at epoch 1 of 1"
+

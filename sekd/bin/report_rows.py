@@ -253,7 +253,7 @@ def curve_line(hist: list[dict], change: bool = False) -> str | None:
     name, unit, digits, higher = MONITORED[key]
     best = int(np.nanargmax(vals) if higher else np.nanargmin(vals))
     line = f"best validation {name} {vals[best]:.{digits}f}{unit} at epoch {best + 1} of {len(vals)}"
-    if change:
+    if change and len(vals) > 1:
         tail = max(1, len(vals) // 5)
         line += f"; its last {tail} epochs changed it by {vals[-1] - vals[-1 - tail]:+.{digits}f}{unit}"
     return line
