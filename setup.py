@@ -1,4 +1,5 @@
 """sekd: knowledge distillation for speech enhancement, as Kaldi/ESPnet-style recipes."""
+
 from pathlib import Path
 
 from setuptools import find_packages, setup

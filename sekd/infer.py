@@ -18,6 +18,7 @@ Chunking changes nothing for signals shorter than one chunk. Longer ones differ 
 whole-signal pass only in what a model with an infinite receptive field (an LSTM)
 would have carried across the chunk boundary.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def _is_torchscript(path: Path) -> bool:
 class Enhancer:
     """A model, its sample rate and channel count, and chunked, resampled inference."""
 
-    def __init__(self, model: torch.nn.Module, sample_rate: int, channels: int, info: dict | None = None,
-                 streaming: bool = False) -> None:
+    def __init__(
+        self, model: torch.nn.Module, sample_rate: int, channels: int, info: dict | None = None, streaming: bool = False
+    ) -> None:
         self.model = model.eval()
         self.sample_rate, self.channels, self.info = int(sample_rate), int(channels), info or {}
         self.streamer = None
@@ -78,10 +80,14 @@ class Enhancer:
         model = build_from_checkpoint(ckpt, path)
         task = getattr(model, "task", "enh")
         if task != "enh":
-            kind, hint = ("speaker-verification", "; extract its embeddings with sekd.bin.extract_embeddings") \
-                if task == "sv" else (repr(task), "")
-            raise ValueError(f"{path}: {type(model).__name__} is a {kind} model (task {task!r}), "
-                             f"not a speech-enhancement one{hint}")
+            kind, hint = (
+                ("speaker-verification", "; extract its embeddings with sekd.bin.extract_embeddings")
+                if task == "sv"
+                else (repr(task), "")
+            )
+            raise ValueError(
+                f"{path}: {type(model).__name__} is a {kind} model (task {task!r}), not a speech-enhancement one{hint}"
+            )
         data = (ckpt.get("config") or {}).get("data", {})
         rate = data.get("sample_rate") or getattr(model, "sample_rate", 16000)
         channels = data.get("channels") or getattr(model, "in_channels", 1)
@@ -100,8 +106,11 @@ class Enhancer:
 
     def _check_channels(self, channels: int, where: str) -> None:
         if channels != self.channels:
-            raise DataError(where, f"{channels} channel(s), the model takes {self.channels}"
-                            + (" (pick one with --channel)" if self.channels == 1 else ""))
+            raise DataError(
+                where,
+                f"{channels} channel(s), the model takes {self.channels}"
+                + (" (pick one with --channel)" if self.channels == 1 else ""),
+            )
 
     def stream(self, blocks: Iterable[np.ndarray], chunk: int, overlap: int) -> Iterator[np.ndarray]:
         """Enhance a stream of ``[C, n]`` blocks at the model's rate; yields ``[m]`` pieces whose
@@ -120,9 +129,9 @@ class Enhancer:
                 out = self._run(buf[:, :chunk])
                 if tail is not None and overlap:
                     out[:overlap] = tail * (1 - ramp) + out[:overlap] * ramp
-                yield out[:chunk - overlap]
-                tail = out[chunk - overlap:]
-                buf = buf[:, chunk - overlap:]
+                yield out[: chunk - overlap]
+                tail = out[chunk - overlap :]
+                buf = buf[:, chunk - overlap :]
         if buf.shape[1] == 0:
             return
         out = self._run(buf)
@@ -137,8 +146,12 @@ class Enhancer:
         s.reset(1)
 
         def run(samples: np.ndarray) -> np.ndarray:  # [C, n * hop] -> [n * hop]
-            return np.concatenate([s.step(torch.from_numpy(samples[:, i:i + s.hop])[None])[0].numpy()
-                                   for i in range(0, samples.shape[1], s.hop)])
+            return np.concatenate(
+                [
+                    s.step(torch.from_numpy(samples[:, i : i + s.hop])[None])[0].numpy()
+                    for i in range(0, samples.shape[1], s.hop)
+                ]
+            )
 
         buf, skip, total, emitted = np.zeros((self.channels, 0), np.float32), s.left, 0, 0
         for block in blocks:
@@ -155,10 +168,11 @@ class Enhancer:
         steps = -(-(total - emitted + skip) // s.hop)
         if steps > 0:
             pending = np.pad(buf, ((0, 0), (0, steps * s.hop - buf.shape[1])))
-            yield run(pending)[skip:skip + total - emitted]
+            yield run(pending)[skip : skip + total - emitted]
 
-    def __call__(self, audio: np.ndarray, rate: int | None = None, chunk_seconds: float = 30.0,
-                 overlap_seconds: float = 1.0) -> np.ndarray:
+    def __call__(
+        self, audio: np.ndarray, rate: int | None = None, chunk_seconds: float = 30.0, overlap_seconds: float = 1.0
+    ) -> np.ndarray:
         """Enhance an array ``[T]`` or ``[C, T]`` sampled at ``rate`` (default: the model's)."""
         from sekd.data.audio import resample
 
@@ -176,8 +190,15 @@ class Enhancer:
         chunk = max(int(chunk_seconds * self.sample_rate), self.min_length)
         return chunk, min(int(overlap_seconds * self.sample_rate), chunk // 2)
 
-    def enhance_file(self, src: str | Path, dst: str | Path, channel: int | None = None,
-                     chunk_seconds: float = 30.0, overlap_seconds: float = 1.0, block_seconds: float = 5.0) -> float:
+    def enhance_file(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        channel: int | None = None,
+        chunk_seconds: float = 30.0,
+        overlap_seconds: float = 1.0,
+        block_seconds: float = 5.0,
+    ) -> float:
         """Enhance one audio file into ``dst`` (same rate, mono, 16-bit unless the input is float).
         Returns the duration in seconds."""
         import soxr
@@ -206,7 +227,7 @@ class Enhancer:
                     check_finite(data.T, str(src), offset=start)  # a float file may hold NaN/Inf: refuse it
                     last = len(data) < block
                     if channel is not None:
-                        data = data[:, channel:channel + 1]
+                        data = data[:, channel : channel + 1]
                     if rate == self.sample_rate:
                         out = data
                     else:
@@ -223,8 +244,9 @@ class Enhancer:
         tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
         written = 0
         try:
-            with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=1, subtype=subtype,
-                              format=_format_of(dst)) as out:
+            with sf.SoundFile(
+                str(tmp), "w", samplerate=rate, channels=1, subtype=subtype, format=_format_of(dst)
+            ) as out:
                 pieces = self.stream(model_rate_blocks(), chunk, overlap)
                 for piece in _resampled(pieces, from_model, rate != self.sample_rate):
                     piece = piece[: max(total - written, 0)]
@@ -264,8 +286,10 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a damaged file
-            raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise ValueError(
+                f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         props = self.session.get_modelmeta().custom_metadata_map
         if "sekd" not in props:
             raise ValueError(f"{path}: not an sekd ONNX export (no 'sekd' metadata)")

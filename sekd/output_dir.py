@@ -14,6 +14,7 @@ whole directory (``sekd-score``, ``sekd-score-sv``, ``sekd-enhance --data_dir``)
   into place (the old ``out`` is moved aside first, then deleted). Leaving the block without
   ``commit()`` (an error, an early return) deletes it and leaves ``out`` as it was.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -53,12 +54,16 @@ class OutputDir:
         if not out.exists() and not out.is_symlink():
             return
         if out.is_symlink() or not out.is_dir():
-            raise OutputDirError(f"{out}: exists and is not a directory; {self.tool} replaces only its own "
-                                 "output directory (remove it or choose another output dir)")
+            raise OutputDirError(
+                f"{out}: exists and is not a directory; {self.tool} replaces only its own "
+                "output directory (remove it or choose another output dir)"
+            )
         stray = foreign_file(out, self.patterns)
         if stray is not None:
-            raise OutputDirError(f"{out}: exists and is not an output of {self.tool} (it holds {stray!r}); "
-                                 "not replacing it (remove it or choose another output dir)")
+            raise OutputDirError(
+                f"{out}: exists and is not an output of {self.tool} (it holds {stray!r}); "
+                "not replacing it (remove it or choose another output dir)"
+            )
 
     def __enter__(self) -> "OutputDir":
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +107,10 @@ class OutputDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise OutputDirError(f"{self.out}: another {self.tool} run is writing it (it holds the lock "
-                                     f"{self.lock_path}); wait for it or choose another output dir") from None
+                raise OutputDirError(
+                    f"{self.out}: another {self.tool} run is writing it (it holds the lock "
+                    f"{self.lock_path}); wait for it or choose another output dir"
+                ) from None
             try:  # the lock file may have been removed by the run that held it before: lock the current one
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
             except FileNotFoundError:

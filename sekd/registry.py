@@ -5,6 +5,7 @@ adds one (a second registration of a name is an error), ``REG.build(name, *args,
 calls it, and an unknown name raises ``KeyError`` naming the kind and every known name, so a
 typo in a config reads ``unknown scheduler 'cosin'; known: cosine, none, onecycle, ...``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny Kaldi-style data dirs made of synthetic signals (no TTS needed)."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,9 @@ def recipe_env() -> dict:
     return env
 
 
-def make_data_dir(path: Path, num_utts: int = 8, seconds: float = 1.0, rate: int = 16000, seed: int = 0,
-                  channels: int = 1) -> Path:
+def make_data_dir(
+    path: Path, num_utts: int = 8, seconds: float = 1.0, rate: int = 16000, seed: int = 0, channels: int = 1
+) -> Path:
     """A data dir of harmonic 'voiced' signals with a syllable-rate envelope, plus white noise at 0 dB."""
     rng = np.random.default_rng(seed)
     wav_dir = path / "wav"
@@ -69,8 +71,10 @@ def tiny_data(tmp_path: Path) -> tuple[Path, Path]:
     return (make_data_dir(tmp_path / "train", 8, 1.0, seed=1), make_data_dir(tmp_path / "valid", 2, 1.0, seed=2))
 
 
-TINY_MODEL = {"name": "dccrn", "args": {"channels": [4, 8, 8], "rnn_units": 16, "rnn_layers": 1,
-                                         "win_len": 256, "hop": 128, "n_fft": 256}}
+TINY_MODEL = {
+    "name": "dccrn",
+    "args": {"channels": [4, 8, 8], "rnn_units": 16, "rnn_layers": 1, "win_len": 256, "hop": 128, "n_fft": 256},
+}
 
 
 def write_config(path: Path, **sections) -> Path:
@@ -78,8 +82,11 @@ def write_config(path: Path, **sections) -> Path:
 
     import yaml
 
-    cfg = {"model": copy.deepcopy(TINY_MODEL), "data": {"segment": 0.5, "batch_size": 2},  # a copy: tests may update it
-           "train": {"max_epochs": 2, "save_every_steps": 1, "log_every_steps": 1, "num_audio_examples": 1}}
+    cfg = {
+        "model": copy.deepcopy(TINY_MODEL),
+        "data": {"segment": 0.5, "batch_size": 2},  # a copy: tests may update it
+        "train": {"max_epochs": 2, "save_every_steps": 1, "log_every_steps": 1, "num_audio_examples": 1},
+    }
     for k, v in sections.items():
         cfg.setdefault(k, {}).update(v)
     path.write_text(yaml.safe_dump(cfg))
@@ -114,8 +121,15 @@ def assert_gradients_everywhere(model) -> None:
     assert not zero, zero
 
 
-def make_sv_data_dir(path: Path, num_speakers: int = 4, per_speaker: int = 3, seconds: float = 1.0,
-                     rate: int = 16000, seed: int = 0, trials: bool = True) -> Path:
+def make_sv_data_dir(
+    path: Path,
+    num_speakers: int = 4,
+    per_speaker: int = 3,
+    seconds: float = 1.0,
+    rate: int = 16000,
+    seed: int = 0,
+    trials: bool = True,
+) -> Path:
     """A speaker-verification data dir (wav.scp, utt2spk, spk2utt, utt2dur, trials): speaker ``k`` is a
     harmonic voice at f0 = 90 + 17 k Hz (+-3 % per utterance) with a syllable-rate envelope; every pair of
     utterances is a trial (target when the speakers match)."""
@@ -143,11 +157,16 @@ def make_sv_data_dir(path: Path, num_speakers: int = 4, per_speaker: int = 3, se
         spk2utt.setdefault(s, []).append(u)
     (path / "spk2utt").write_text("".join(f"{s} {' '.join(v)}\n" for s, v in sorted(spk2utt.items())))
     if trials:
-        lines = [f"{a} {b} {'target' if sa == sb else 'nontarget'}\n"
-                 for i, (a, sa, _) in enumerate(utts) for b, sb, _ in utts[i + 1:]]
+        lines = [
+            f"{a} {b} {'target' if sa == sb else 'nontarget'}\n"
+            for i, (a, sa, _) in enumerate(utts)
+            for b, sb, _ in utts[i + 1 :]
+        ]
         (path / "trials").write_text("".join(lines))
     return path
 
 
-TINY_ECAPA = {"name": "ecapa_tdnn", "args": {"channels": 16, "mfa_channels": 24, "se_bottleneck": 8,
-                                             "attention_bottleneck": 8, "embed_dim": 12}}
+TINY_ECAPA = {
+    "name": "ecapa_tdnn",
+    "args": {"channels": 16, "mfa_channels": 24, "se_bottleneck": 8, "attention_bottleneck": 8, "embed_dim": 12},
+}

@@ -3,6 +3,7 @@
 A handful of generated files per folder: harmonic "speech" (a distinct fundamental per
 utterance, so a test can tell which clean file a noisy file was made from) plus noise.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -72,8 +73,9 @@ def make_dns2020(root: Path, readers: int = 4, per_reader: int = 2, noises: int 
     rng = np.random.default_rng(0)
     for j in range(noises):
         name = ["Door_Freesound_validated_380952_5", "AirConditioner_6", "-0_2i5ePQvvE", "Typing_3"][j % 4] + f"_{j}"
-        _write(ds / "noise" / f"{name}.wav", (0.05 * rng.standard_normal(int(rate * (0.7 + j)))).astype(np.float32),
-               rate)
+        _write(
+            ds / "noise" / f"{name}.wav", (0.05 * rng.standard_normal(int(rate * (0.7 + j)))).astype(np.float32), rate
+        )
     for rev in ("no_reverb", "with_reverb"):
         for n in range(tests):
             clean = voiced(f"{rev}{n}", 2.0, rate)
@@ -102,8 +104,13 @@ def make_l3das23(root: Path, splits=("train100", "dev"), speakers: int = 4, per_
     return root
 
 
-def make_voxceleb1(root: Path, train_speakers=("id10001", "id10002", "id10003"), test_speakers=("id10270", "id10271"),
-                   videos: int = 2, per_video: int = 2) -> Path:
+def make_voxceleb1(
+    root: Path,
+    train_speakers=("id10001", "id10002", "id10003"),
+    test_speakers=("id10270", "id10271"),
+    videos: int = 2,
+    per_video: int = 2,
+) -> Path:
     """``wav/id<NNNNN>/<video>/<nnnnn>.wav`` (16 kHz mono), ``iden_split.txt``, ``veri_test2.txt``."""
     rate = 16000
     rels = []

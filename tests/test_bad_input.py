@@ -1,4 +1,5 @@
 """The bad-input sweep of issue 20: each case refuses clearly (or scores as a failure), none loses data."""
+
 from __future__ import annotations
 
 import json
@@ -24,16 +25,25 @@ from sekd.output_dir import OutputDir
 
 from conftest import PYTHON, ROOT, TINY_MODEL, make_data_dir, recipe_env
 
-TINY_ECAPA = {"name": "ecapa_tdnn", "args": dict(channels=32, mfa_channels=48, se_bottleneck=8,
-                                                 attention_bottleneck=8, embed_dim=16)}
+TINY_ECAPA = {
+    "name": "ecapa_tdnn",
+    "args": dict(channels=32, mfa_channels=48, se_bottleneck=8, attention_bottleneck=8, embed_dim=16),
+}
 
 
 def _checkpoint(path, model_cfg=TINY_MODEL):
     torch.manual_seed(0)
     model = build_model(model_cfg["name"], **model_cfg["args"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_name": model_cfg["name"], "model_args": model_cfg["args"], "state_dict": model.state_dict(),
-                "config": {"model": model_cfg, "data": {"sample_rate": 16000, "channels": 1}}}, path)
+    torch.save(
+        {
+            "model_name": model_cfg["name"],
+            "model_args": model_cfg["args"],
+            "state_dict": model.state_dict(),
+            "config": {"model": model_cfg, "data": {"sample_rate": 16000, "channels": 1}},
+        },
+        path,
+    )
     return path
 
 
@@ -113,8 +123,11 @@ def test_enhance_into_an_out_dir_another_run_holds_fails(tmp_path, capsys, check
 # 4. A bad estimate with --nj 2: a clear error, not a hung pool.
 def test_data_error_pickles_with_both_parts():
     exc = pickle.loads(pickle.dumps(DataError("est.scp:3", "utterance 'u': 8000 samples")))
-    assert (exc.where, exc.what, str(exc)) == ("est.scp:3", "utterance 'u': 8000 samples",
-                                               "est.scp:3: utterance 'u': 8000 samples")
+    assert (exc.where, exc.what, str(exc)) == (
+        "est.scp:3",
+        "utterance 'u': 8000 samples",
+        "est.scp:3: utterance 'u': 8000 samples",
+    )
 
 
 @pytest.mark.timeout(60)
@@ -125,9 +138,27 @@ def test_score_nj2_reports_a_length_mismatch_instead_of_hanging(tmp_path):
     sf.write(tmp_path / "short.wav", _tone(0.25), 16000)
     lines[2] = f"{key} {tmp_path / 'short.wav'}"
     (d / "est.scp").write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([PYTHON, "-m", "sekd.bin.score", "--ref_scp", str(d / "spk1.scp"), "--est_scp",
-                           str(d / "est.scp"), "--out_dir", str(tmp_path / "o"), "--metrics", "sisdr", "--nj", "2"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=50)
+    proc = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "sekd.bin.score",
+            "--ref_scp",
+            str(d / "spk1.scp"),
+            "--est_scp",
+            str(d / "est.scp"),
+            "--out_dir",
+            str(tmp_path / "o"),
+            "--metrics",
+            "sisdr",
+            "--nj",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
     assert proc.returncode == 1, proc.stderr
     assert f"{d / 'est.scp'}:3: utterance {key!r}: 4000 samples" in proc.stderr
     assert not (tmp_path / "o").exists()
@@ -230,21 +261,44 @@ def _tiny_train(tmp_path, out, *extra, valid=None, train=None):
 
     train = train or make_data_dir(tmp_path / "train", 4, 0.5, seed=1)
     valid = valid or make_data_dir(tmp_path / "valid", 2, 0.5, seed=2)
-    conf = write_config(tmp_path / "c.yaml", train={"max_epochs": 1, "save_every_steps": 1, "log_every_steps": 1,
-                                                    "num_audio_examples": 0})
-    return subprocess.run([sys.executable, "-m", "sekd.bin.train", "--config", str(conf), "--train_dir", str(train),
-                           "--valid_dir", str(valid), "--out_dir", str(out), "--train.num_threads", "1", *extra],
-                          capture_output=True, text=True, timeout=300)
+    conf = write_config(
+        tmp_path / "c.yaml",
+        train={"max_epochs": 1, "save_every_steps": 1, "log_every_steps": 1, "num_audio_examples": 0},
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sekd.bin.train",
+            "--config",
+            str(conf),
+            "--train_dir",
+            str(train),
+            "--valid_dir",
+            str(valid),
+            "--out_dir",
+            str(out),
+            "--train.num_threads",
+            "1",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("override, message", [
-    (["--train.max_epochs", "abc"], "train.max_epochs: expected an integer >= 1, got 'abc'"),
-    (["--optim.lr", "fast"], "optim.lr: expected a number > 0, got 'fast'"),
-    (["--optim.lr", "-1e-3"], "optim.lr: expected a number > 0, got -0.001"),
-    (["--data.batch_size", "0"], "data.batch_size: expected an integer >= 1, got 0"),
-    (["--data.segment", "0"], "data.segment: expected a number > 0, got 0"),
-    (["--data.batch_size", "64"], "data.batch_size 64 is larger than the training set (4 utterances in"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["--train.max_epochs", "abc"], "train.max_epochs: expected an integer >= 1, got 'abc'"),
+        (["--optim.lr", "fast"], "optim.lr: expected a number > 0, got 'fast'"),
+        (["--optim.lr", "-1e-3"], "optim.lr: expected a number > 0, got -0.001"),
+        (["--data.batch_size", "0"], "data.batch_size: expected an integer >= 1, got 0"),
+        (["--data.segment", "0"], "data.segment: expected a number > 0, got 0"),
+        (["--data.batch_size", "64"], "data.batch_size 64 is larger than the training set (4 utterances in"),
+    ],
+)
 def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, override, message):
     proc = _tiny_train(tmp_path, tmp_path / "exp", *override)
     assert proc.returncode in (1, 2) and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -259,8 +313,10 @@ def test_nan_training_utterance_is_skipped_then_stops_naming_it(tmp_path):
     sf.write(bad, np.full_like(x, np.nan), rate, subtype="FLOAT")
     skipped = _tiny_train(tmp_path, tmp_path / "a", "--data.batch_size", "2", train=train)
     assert skipped.returncode == 0, skipped.stderr
-    assert ("non-finite loss, batch skipped (1 so far; utterances:" in skipped.stderr
-            and bad.stem.split("_noisy")[0] in skipped.stderr)
+    assert (
+        "non-finite loss, batch skipped (1 so far; utterances:" in skipped.stderr
+        and bad.stem.split("_noisy")[0] in skipped.stderr
+    )
     stopped = _tiny_train(tmp_path, tmp_path / "b", "--data.batch_size", "2", "--train.max_nonfinite", "0", train=train)
     assert stopped.returncode == 1 and "batches with a non-finite loss (train.max_nonfinite 0)" in stopped.stderr
 
@@ -309,12 +365,34 @@ def test_missing_or_truncated_teacher_is_named(tmp_path):
     kd.write_text("kd:\n  terms: [{name: output}]\n")
     broken = tmp_path / "teacher.pt"
     broken.write_bytes(b"PK\x03\x04 not a checkpoint")
-    for teacher, message in ((tmp_path / "none.pt", "none.pt: checkpoint not found"),
-                             (broken, "teacher.pt: cannot load a model from it")):
-        proc = subprocess.run([sys.executable, "-m", "sekd.bin.distill", "--config", str(conf), "--kd_config", str(kd),
-                               "--teacher", str(teacher), "--train_dir", str(train), "--valid_dir", str(train),
-                               "--out_dir", str(tmp_path / "exp"), "--train.num_threads", "1"],
-                              capture_output=True, text=True, timeout=300)
+    for teacher, message in (
+        (tmp_path / "none.pt", "none.pt: checkpoint not found"),
+        (broken, "teacher.pt: cannot load a model from it"),
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sekd.bin.distill",
+                "--config",
+                str(conf),
+                "--kd_config",
+                str(kd),
+                "--teacher",
+                str(teacher),
+                "--train_dir",
+                str(train),
+                "--valid_dir",
+                str(train),
+                "--out_dir",
+                str(tmp_path / "exp"),
+                "--train.num_threads",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
@@ -329,16 +407,39 @@ def test_recipe_never_reuses_stale_results(tmp_path):
     zip_path = tmp_path / "teacher.zip"
     assert pack_main(["--checkpoint", str(_checkpoint(tmp_path)), "--out", str(zip_path), "--no_profile"]) == 0
     env = recipe_env()
-    opts = "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 " \
-           "--model.args.channels [4,8] --model.args.rnn_units 8"
+    opts = (
+        "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 "
+        "--model.args.channels [4,8] --model.args.rnn_units 8"
+    )
 
     def run(*extra):
         return subprocess.run(
-            [str(ROOT / "egs" / "mini" / "run.sh"), "--datadir", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
-             "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 --num_valid_speakers 1 "
-                            "--num_test_speakers 1 --nj 1",
-             "--kd_configs", "", "--teacher_model", str(zip_path), "--metrics", "sisdr", "--nj", "1",
-             "--stop_stage", "7", *extra], capture_output=True, text=True, env=env, timeout=600)
+            [
+                str(ROOT / "egs" / "mini" / "run.sh"),
+                "--datadir",
+                str(tmp_path / "data"),
+                "--exp",
+                str(tmp_path / "exp"),
+                "--data_opts",
+                "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 --num_valid_speakers 1 "
+                "--num_test_speakers 1 --nj 1",
+                "--kd_configs",
+                "",
+                "--teacher_model",
+                str(zip_path),
+                "--metrics",
+                "sisdr",
+                "--nj",
+                "1",
+                "--stop_stage",
+                "7",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
 
     first = run("--train_opts", opts)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -398,17 +499,50 @@ def test_teacher_of_another_sample_rate_is_refused(tmp_path):
     conf = write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
     kd = tmp_path / "kd.yaml"
     kd.write_text("kd:\n  terms: [{name: output}]\n")
-    proc = subprocess.run([sys.executable, "-m", "sekd.bin.distill", "--config", str(conf), "--kd_config", str(kd),
-                           "--teacher", str(ckpt), "--train_dir", str(train), "--valid_dir", str(train),
-                           "--out_dir", str(tmp_path / "exp"), "--train.num_threads", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sekd.bin.distill",
+            "--config",
+            str(conf),
+            "--kd_config",
+            str(kd),
+            "--teacher",
+            str(ckpt),
+            "--train_dir",
+            str(train),
+            "--valid_dir",
+            str(train),
+            "--out_dir",
+            str(tmp_path / "exp"),
+            "--train.num_threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "was trained at 8000 Hz, the student and its data are at 16000 Hz" in proc.stderr
 
 
 def test_stage_after_stop_stage_is_an_error(tmp_path):
-    proc = subprocess.run([str(ROOT / "egs" / "mini" / "run.sh"), "--stage", "7", "--stop_stage", "6",
-                           "--datadir", str(tmp_path / "d"), "--exp", str(tmp_path / "e")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(ROOT / "egs" / "mini" / "run.sh"),
+            "--stage",
+            "7",
+            "--stop_stage",
+            "6",
+            "--datadir",
+            str(tmp_path / "d"),
+            "--exp",
+            str(tmp_path / "e"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "--stage 7 is after --stop_stage 6: no stage would run" in proc.stdout
 
 
@@ -417,15 +551,21 @@ def test_truncated_result_json_and_corrupt_onnx_are_named(tmp_path):
     d = tmp_path / "exp" / "noisy" / "scoring" / "test"
     d.mkdir(parents=True)
     (d / "result.json").write_text('{"num_utts": 4, "metr')
-    proc = subprocess.run([sys.executable, "-m", "sekd.bin.report", "--exp_dir", str(tmp_path / "exp"), "--no_plots"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sekd.bin.report", "--exp_dir", str(tmp_path / "exp"), "--no_plots"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "result.json: not readable JSON" in proc.stderr and "Traceback" not in proc.stderr
     onnx = tmp_path / "student.onnx"
     onnx.write_bytes(b"\x08\x07 not a model")
     wav = tmp_path / "in.wav"
     sf.write(wav, np.zeros(8000, dtype=np.float32), 16000)
-    proc = subprocess.run([sys.executable, "-m", "sekd.bin.enhance", "-m", str(onnx), str(wav), "-o",
-                           str(tmp_path / "out")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sekd.bin.enhance", "-m", str(onnx), str(wav), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and "student.onnx: not a readable ONNX model" in proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
 
@@ -453,8 +593,12 @@ def test_checkpoints_load_without_running_code_unless_trusted(tmp_path, monkeypa
         load_checkpoint(evil)
     wav = tmp_path / "in.wav"
     sf.write(wav, np.zeros(8000, dtype=np.float32), 16000)
-    proc = subprocess.run([sys.executable, "-m", "sekd.bin.enhance", "-m", str(evil), str(wav), "-o",
-                           str(tmp_path / "out")], capture_output=True, text=True, cwd=Path(__file__).parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sekd.bin.enhance", "-m", str(evil), str(wav), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
     assert proc.returncode != 0 and "could run code" in proc.stderr
     monkeypatch.setenv(TRUST_ENV, "1")
     assert isinstance(load_checkpoint(evil)["payload"], _Payload)
@@ -493,8 +637,9 @@ def test_report_flags_a_system_scored_on_fewer_utterances(tmp_path):
     for name, n, missing in (("noisy", 4, 0), ("teacher", 3, 1)):
         d = tmp_path / "exp" / name / "scoring" / "test"
         d.mkdir(parents=True)
-        (d / "result.json").write_text(json.dumps({"num_utts": n, "num_missing": missing,
-                                                   "metrics": {"sisdr": {"mean": 1.0, "failed": 0}}}))
+        (d / "result.json").write_text(
+            json.dumps({"num_utts": n, "num_missing": missing, "metrics": {"sisdr": {"mean": 1.0, "failed": 0}}})
+        )
     (tmp_path / "exp" / "teacher" / "model_info.json").write_text(json.dumps({"role": "teacher"}))
     assert report_main(["--exp_dir", str(tmp_path / "exp"), "--no_plots"]) == 0
     md = (tmp_path / "exp" / "RESULTS.md").read_text()

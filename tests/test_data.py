@@ -1,4 +1,5 @@
 """Kaldi data dirs: reading, crops, multi-channel, and a clear error for each bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,8 @@ def test_read_and_crop(tmp_path):
     # The crop is the same slice of the noisy and of the clean file.
     full_noisy, _ = sf.read(data.wav[data.utt_ids[1]].value, dtype="float32")
     full_clean, _ = sf.read(data.ref[data.utt_ids[1]].value, dtype="float32")
-    start = int(np.argmin([np.abs(full_clean[s:s + 8000] - clean.numpy()).sum() for s in range(0, 8001)]))
-    assert np.allclose(full_noisy[start:start + 8000], noisy[0].numpy(), atol=1e-6)
+    start = int(np.argmin([np.abs(full_clean[s : s + 8000] - clean.numpy()).sum() for s in range(0, 8001)]))
+    assert np.allclose(full_noisy[start : start + 8000], noisy[0].numpy(), atol=1e-6)
     # Deterministic per (seed, epoch, index); a new epoch draws a new crop.
     assert torch.equal(ds[1][1], CropDataset(data, 0.5, seed=3)[1][1])
     ds.set_epoch(1)

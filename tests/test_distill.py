@@ -1,6 +1,7 @@
 """KD terms: minimum at identical features, finite on silence and batch size 1, gradients reach the
 student and its adapters but never the teacher, mismatched channels/frames/bins, batch-order
 invariance. Real (tiny) teacher and student models of each family the methods were published with."""
+
 from __future__ import annotations
 
 import copy
@@ -23,23 +24,38 @@ DPDCRN_T = {"channels": 16, "num_blocks": 2}
 DPDCRN_S = {"channels": 8, "num_blocks": 1}
 
 DCCRN_LAYERS = {"student_layers": ["encoder.1", "encoder.2"], "teacher_layers": ["encoder.1", "encoder.2"]}
-DPDCRN_SETS = {"encoder": {"student": ["encoder.0", "encoder.1", "encoder.2"],
-                           "teacher": ["encoder.0", "encoder.1", "encoder.2"]},
-               "middle": {"student": ["dual_path.mid.0"], "teacher": ["dual_path.mid.0", "dual_path.mid.1"]},
-               "decoder": {"student": ["decoder.0", "decoder.1"], "teacher": ["decoder.0", "decoder.1"]}}
+DPDCRN_SETS = {
+    "encoder": {"student": ["encoder.0", "encoder.1", "encoder.2"], "teacher": ["encoder.0", "encoder.1", "encoder.2"]},
+    "middle": {"student": ["dual_path.mid.0"], "teacher": ["dual_path.mid.0", "dual_path.mid.1"]},
+    "decoder": {"student": ["decoder.0", "decoder.1"], "teacher": ["decoder.0", "decoder.1"]},
+}
 
 # (method, args, teacher (name, args), student (name, args))
 CASES = {
     "output": ({"domain": "both"}, ("dccrn", DCCRN_T), ("dccrn", DCCRN_S)),
     "fitnet": ({**DCCRN_LAYERS, "student_layout": "BCFT"}, ("dccrn", DCCRN_T), ("dccrn", DCCRN_S)),
     "at": (dict(DCCRN_LAYERS), ("dccrn", DCCRN_T), ("dccrn", DCCRN_S)),
-    "atkl": ({"student_layers": ["encoder.0", "encoder.2", "decoder.0"],
-              "teacher_layers": ["encoder.0", "encoder.2", "decoder.0"]}, ("uformer", UFORMER_T), ("dccrn", DCCRN_S)),
-    "mvat": ({"student_blocks": ["encoder.0.attention", "encoder.1.attention", "decoder.0.attention"]},
-             ("manner", MANNER_T), ("manner", MANNER_S)),
-    "tfckd": ({"student_layers": ["encoder.0", "encoder.2", "dual_path.mid.0", "decoder.1"],
-               "teacher_layers": ["encoder.0", "dual_path.mid.0", "dual_path.mid.1", "decoder.1"]},
-              ("dpdcrn", DPDCRN_T), ("dpdcrn", DPDCRN_S)),
+    "atkl": (
+        {
+            "student_layers": ["encoder.0", "encoder.2", "decoder.0"],
+            "teacher_layers": ["encoder.0", "encoder.2", "decoder.0"],
+        },
+        ("uformer", UFORMER_T),
+        ("dccrn", DCCRN_S),
+    ),
+    "mvat": (
+        {"student_blocks": ["encoder.0.attention", "encoder.1.attention", "decoder.0.attention"]},
+        ("manner", MANNER_T),
+        ("manner", MANNER_S),
+    ),
+    "tfckd": (
+        {
+            "student_layers": ["encoder.0", "encoder.2", "dual_path.mid.0", "decoder.1"],
+            "teacher_layers": ["encoder.0", "dual_path.mid.0", "dual_path.mid.1", "decoder.1"],
+        },
+        ("dpdcrn", DPDCRN_T),
+        ("dpdcrn", DPDCRN_S),
+    ),
     "i2srf_tfckd": ({"sets": DPDCRN_SETS, "fusion_channels": 8}, ("dpdcrn", DPDCRN_T), ("dpdcrn", DPDCRN_S)),
     "mtakd": ({"feature_layers": {**DCCRN_LAYERS, "student_layout": "BCFT"}}, ("dccrn", DCCRN_T), ("dccrn", DCCRN_S)),
 }
@@ -126,8 +142,10 @@ def _self_distillation(method: str):
     return build_kd_term(method, **args), teacher, model
 
 
-ONE_LAYER = {"tfckd": {"student_layers": ["encoder.2"], "teacher_layers": ["encoder.2"]},
-             "i2srf_tfckd": {"sets": {"middle": {"student": ["dual_path.mid.0"], "teacher": ["dual_path.mid.0"]}}}}
+ONE_LAYER = {
+    "tfckd": {"student_layers": ["encoder.2"], "teacher_layers": ["encoder.2"]},
+    "i2srf_tfckd": {"sets": {"middle": {"student": ["dual_path.mid.0"], "teacher": ["dual_path.mid.0"]}}},
+}
 
 
 def test_tfckd_divergences_vanish_on_matching_layers_only():
@@ -195,8 +213,13 @@ def test_mtakd_teacher_confidence_discounts_bad_teacher_units():
     est = clean + 0.3 * torch.randn_like(clean)
     plain = build_kd_term("mtakd", teacher_confidence=False)
     confident = build_kd_term("mtakd", teacher_confidence=True)
-    ratio = lambda term: (term.task_losses(KDContext(noisy, clean, est, bad))[1]  # noqa: E731
-                          / term.task_losses(KDContext(noisy, clean, est, good))[1])
+
+    def ratio(term):
+        return (
+            term.task_losses(KDContext(noisy, clean, est, bad))[1]
+            / term.task_losses(KDContext(noisy, clean, est, good))[1]
+        )
+
     assert ratio(confident) < ratio(plain)
 
 

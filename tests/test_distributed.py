@@ -1,4 +1,5 @@
 """torchrun with 2 CPU processes (gloo) gives the weights of one process with the same global batch."""
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,26 @@ from conftest import make_data_dir, write_config
 
 
 def _train(tmp_path, cfg, out, nproc: int) -> subprocess.CompletedProcess:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-        if nproc > 1 else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1
+        else [sys.executable]
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = launcher + ["-m", "sekd.bin.train", "--config", str(cfg), "--train_dir", str(tmp_path / "train"),
-                      "--valid_dir", str(tmp_path / "valid"), "--out_dir", str(out), "--progress", "off"]
+    cmd = launcher + [
+        "-m",
+        "sekd.bin.train",
+        "--config",
+        str(cfg),
+        "--train_dir",
+        str(tmp_path / "train"),
+        "--valid_dir",
+        str(tmp_path / "valid"),
+        "--out_dir",
+        str(out),
+        "--progress",
+        "off",
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -28,9 +44,13 @@ def test_two_gloo_processes_match_one(tmp_path):
     # DPDCRN has no batch norm, so a rank's half batch gives the same gradients as its share of the whole.
     # SGD, not Adam: Adam's first steps are about lr * sign(gradient), which turns float noise in
     # near-zero gradients into lr-sized differences.
-    cfg = write_config(tmp_path / "c.yaml", model={"name": "dpdcrn", "args": {"channels": 8, "num_blocks": 1}},
-                       data={"batch_size": 4, "segment": 0.5}, optim={"name": "sgd", "lr": 0.05},
-                       train={"max_epochs": 2, "steps_per_epoch": 2, "num_threads": 1, "save_every_steps": 0})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        model={"name": "dpdcrn", "args": {"channels": 8, "num_blocks": 1}},
+        data={"batch_size": 4, "segment": 0.5},
+        optim={"name": "sgd", "lr": 0.05},
+        train={"max_epochs": 2, "steps_per_epoch": 2, "num_threads": 1, "save_every_steps": 0},
+    )
     single = _train(tmp_path, cfg, tmp_path / "single", 1)
     assert single.returncode == 0, single.stderr[-2000:]
     multi = _train(tmp_path, cfg, tmp_path / "ddp", 2)
@@ -67,16 +87,28 @@ def test_two_gloo_processes_match_one_in_a_kd_run_with_adapters(tmp_path):
     torch.manual_seed(3)
     teacher_args = {"channels": 16, "num_blocks": 1}
     teacher = build_model("dpdcrn", **teacher_args)
-    torch.save({"model_name": "dpdcrn", "model_args": teacher_args, "state_dict": teacher.state_dict()},
-               tmp_path / "teacher.pt")
+    torch.save(
+        {"model_name": "dpdcrn", "model_args": teacher_args, "state_dict": teacher.state_dict()},
+        tmp_path / "teacher.pt",
+    )
     layers = ["encoder.0", "encoder.1"]
-    cfg = write_config(tmp_path / "c.yaml", model={"name": "dpdcrn", "args": {"channels": 8, "num_blocks": 1}},
-                       data={"batch_size": 4, "segment": 0.5}, optim={"name": "sgd", "lr": 0.05},
-                       train={"max_epochs": 1, "steps_per_epoch": 3, "num_threads": 1, "save_every_steps": 0},
-                       kd={"teacher": str(tmp_path / "teacher.pt"), "terms": [
-                           {"name": "fitnet", "weight": 5.0,
-                            "args": {"student_layers": layers, "teacher_layers": layers,
-                                     "student_layout": "BCTF"}}]})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        model={"name": "dpdcrn", "args": {"channels": 8, "num_blocks": 1}},
+        data={"batch_size": 4, "segment": 0.5},
+        optim={"name": "sgd", "lr": 0.05},
+        train={"max_epochs": 1, "steps_per_epoch": 3, "num_threads": 1, "save_every_steps": 0},
+        kd={
+            "teacher": str(tmp_path / "teacher.pt"),
+            "terms": [
+                {
+                    "name": "fitnet",
+                    "weight": 5.0,
+                    "args": {"student_layers": layers, "teacher_layers": layers, "student_layout": "BCTF"},
+                }
+            ],
+        },
+    )
     single = _train(tmp_path, cfg, tmp_path / "single", 1)
     assert single.returncode == 0, single.stderr[-2000:]
     multi = _train(tmp_path, cfg, tmp_path / "ddp", 2)
@@ -88,8 +120,9 @@ def test_two_gloo_processes_match_one_in_a_kd_run_with_adapters(tmp_path):
     from sekd.train.trainer import Trainer
 
     # the adapters' start: what the trainer's set-up pass makes (seeded), before any step
-    built = Trainer(build_config([cfg]), str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "x"),
-                    progress=False)
+    built = Trainer(
+        build_config([cfg]), str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "x"), progress=False
+    )
     init = built.kd_terms.state_dict()
     moved = sum(float((a[k] - init[k]).pow(2).sum()) for k in a) ** 0.5
     apart = sum(float((a[k] - b[k]).pow(2).sum()) for k in a) ** 0.5
@@ -105,8 +138,10 @@ def test_batch_size_must_split_over_processes(tmp_path, monkeypatch):
     make_data_dir(tmp_path / "train", 4, 1.0, seed=1)
     make_data_dir(tmp_path / "valid", 1, 1.0, seed=2)
     cfg = build_config([write_config(tmp_path / "c.yaml", data={"batch_size": 3})])
-    monkeypatch.setattr("sekd.train.distributed.setup",
-                        lambda device: __import__("sekd.train.distributed", fromlist=["Context"]).Context(0, 2))
+    monkeypatch.setattr(
+        "sekd.train.distributed.setup",
+        lambda device: __import__("sekd.train.distributed", fromlist=["Context"]).Context(0, 2),
+    )
     with pytest.raises(ConfigError, match="not a multiple of the 2 processes"):
         Trainer(cfg, str(tmp_path / "train"), str(tmp_path / "valid"), str(tmp_path / "out"))
 

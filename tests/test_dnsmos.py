@@ -1,4 +1,5 @@
 """DNSMOS: the P.808 features against librosa's, the scores against the speechmos reference."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,10 +19,18 @@ pytestmark = pytest.mark.skipif(dnsmos.available() is not None, reason="sekd[dns
 # reflectively (librosa's default when the model was released), so P.808 agrees to 0.01
 # and P.835, which takes raw samples, to 1e-3.
 REFERENCE = {
-    "1_noisySpeech_16000_Hz.wav": {"dnsmos_sig": 3.3803, "dnsmos_bak": 1.5374, "dnsmos_ovrl": 1.9045,
-                                   "dnsmos_p808": 2.6521},
-    "1_processed_16000_Hz.wav": {"dnsmos_sig": 2.0238, "dnsmos_bak": 3.5370, "dnsmos_ovrl": 1.7900,
-                                 "dnsmos_p808": 2.4761},
+    "1_noisySpeech_16000_Hz.wav": {
+        "dnsmos_sig": 3.3803,
+        "dnsmos_bak": 1.5374,
+        "dnsmos_ovrl": 1.9045,
+        "dnsmos_p808": 2.6521,
+    },
+    "1_processed_16000_Hz.wav": {
+        "dnsmos_sig": 2.0238,
+        "dnsmos_bak": 3.5370,
+        "dnsmos_ovrl": 1.7900,
+        "dnsmos_p808": 2.4761,
+    },
     "1_speech_16000_Hz.wav": {"dnsmos_sig": 3.5388, "dnsmos_bak": 4.1436, "dnsmos_ovrl": 3.3189, "dnsmos_p808": 4.1489},
 }
 

@@ -1,4 +1,5 @@
 """Corpus downloads against a file server on 127.0.0.1: checksum, resume, unpack (no internet)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -132,8 +133,13 @@ def test_http_error_names_the_url(server, tmp_path):
 
 def test_cli_downloads_and_unpacks_once(server, tmp_path):
     data = _Handler.files["clean_testset_wav.zip"]
-    argv = [f"{server}/clean_testset_wav.zip#{md5(data)}", "--out_dir", str(tmp_path / "dl"),
-            "--unpack_dir", str(tmp_path / "db")]
+    argv = [
+        f"{server}/clean_testset_wav.zip#{md5(data)}",
+        "--out_dir",
+        str(tmp_path / "dl"),
+        "--unpack_dir",
+        str(tmp_path / "db"),
+    ]
     assert download_cli.main(argv) == 0
     wavs = sorted(p.name for p in (tmp_path / "db" / "clean_testset_wav").iterdir())
     assert wavs == ["p232_001.wav", "p232_002.wav", "p232_003.wav"]

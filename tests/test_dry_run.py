@@ -1,5 +1,6 @@
 """``--dry_run`` over every recipe config: the real trainer (data, model, teacher, KD terms, head) runs
 one batch forward and backward and writes nothing; a broken config fails before any training."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,11 @@ from conftest import ROOT, make_data_dir, make_sv_data_dir
 EGS = ROOT / "egs"
 CONFS = sorted(p for pattern in ("*/conf/*.yaml", "*/conf/tuning/*.yaml") for p in EGS.glob(pattern))
 KD_CONFS = sorted(p for pattern in ("*/conf/kd/*.yaml", "*/conf/ablation/*.yaml") for p in EGS.glob(pattern))
-OVERLAYS = sorted(p for p in EGS.glob("*/conf/*/*.yaml")
-                  if p.parent.name not in ("kd", "ablation", "tuning") and p.name != "common.yaml")
+OVERLAYS = sorted(
+    p
+    for p in EGS.glob("*/conf/*/*.yaml")
+    if p.parent.name not in ("kd", "ablation", "tuning") and p.name != "common.yaml"
+)
 # Small batches of short crops on one thread: the dry run checks that everything fits, not speed.
 SMALL = ["--data.batch_size", "2", "--data.segment", "0.5", "--data.num_workers", "0", "--train.num_threads", "1"]
 
@@ -31,8 +35,10 @@ def _data(root: Path, cfg: dict) -> tuple[Path, Path]:
 
     rate, channels = int(cfg["data"]["sample_rate"]), int(cfg["data"]["channels"] or 1)
     if getattr(MODELS.get(cfg["model"]["name"]), "task", "enh") == "sv":
-        return (make_sv_data_dir(root / "train", 3, 2, 1.0, rate, seed=1),
-                make_sv_data_dir(root / "valid", 2, 2, 1.0, rate, seed=2))
+        return (
+            make_sv_data_dir(root / "train", 3, 2, 1.0, rate, seed=1),
+            make_sv_data_dir(root / "valid", 2, 2, 1.0, rate, seed=2),
+        )
     train = make_data_dir(root / "train", 4, 1.0, rate, seed=1, channels=channels)
     valid = make_data_dir(root / "valid", 2, 1.0, rate, seed=2, channels=channels)
     if cfg["data"].get("noise_scp"):
@@ -114,16 +120,32 @@ def test_dry_run_entrypoint_names_a_broken_config_and_writes_nothing(tmp_path, c
     student = EGS / "mini" / "conf" / "student.yaml"
     teacher = random_teacher(tmp_path / "t", EGS / "mini" / "conf" / "teacher.yaml")
     train, valid = tmp_path / "t" / "train", tmp_path / "t" / "valid"
-    args = ["--config", str(student), "--train_dir", str(train), "--valid_dir", str(valid), "--teacher", str(teacher),
-            "--dry_run", "--progress", "off", *SMALL]
+    args = [
+        "--config",
+        str(student),
+        "--train_dir",
+        str(train),
+        "--valid_dir",
+        str(valid),
+        "--teacher",
+        str(teacher),
+        "--dry_run",
+        "--progress",
+        "off",
+        *SMALL,
+    ]
     good = tmp_path / "good.yaml"
-    good.write_text("kd:\n  terms: [{name: fitnet, weight: 1.0, args: {student_layers: [encoder.1], "
-                    "teacher_layers: [encoder.1]}}]\n")
+    good.write_text(
+        "kd:\n  terms: [{name: fitnet, weight: 1.0, args: {student_layers: [encoder.1], "
+        "teacher_layers: [encoder.1]}}]\n"
+    )
     assert distill.main(args + ["--kd_config", str(good), "--out_dir", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "one batch: loss " in out and "kd_fitnet " in out and not (tmp_path / "a").exists()
     broken = tmp_path / "broken.yaml"  # a layer the student does not have
-    broken.write_text("kd:\n  terms: [{name: fitnet, weight: 1.0, args: {student_layers: [encoder.9], "
-                      "teacher_layers: [encoder.1]}}]\n")
+    broken.write_text(
+        "kd:\n  terms: [{name: fitnet, weight: 1.0, args: {student_layers: [encoder.9], "
+        "teacher_layers: [encoder.1]}}]\n"
+    )
     assert distill.main(args + ["--kd_config", str(broken), "--out_dir", str(tmp_path / "b")]) == 1
     assert "encoder.9" in capsys.readouterr().err and not (tmp_path / "b").exists()

@@ -1,4 +1,5 @@
 """sekd-enhance on files, folders and scp lists at any rate, chunked; sekd-pack and load_pretrained."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,19 @@ def save_checkpoint(path, model_cfg: dict, channels: int = 1):
     torch.manual_seed(0)
     model = build_model(model_cfg["name"], **model_cfg["args"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_name": model_cfg["name"], "model_args": model_cfg["args"], "state_dict": model.state_dict(),
-                "config": {"model": model_cfg, "data": {"sample_rate": 16000, "channels": channels}}, "seed": 0,
-                "role": "student", "num_params": sum(p.numel() for p in model.parameters()), "git_commit": None}, path)
+    torch.save(
+        {
+            "model_name": model_cfg["name"],
+            "model_args": model_cfg["args"],
+            "state_dict": model.state_dict(),
+            "config": {"model": model_cfg, "data": {"sample_rate": 16000, "channels": channels}},
+            "seed": 0,
+            "role": "student",
+            "num_params": sum(p.numel() for p in model.parameters()),
+            "git_commit": None,
+        },
+        path,
+    )
     return path
 
 
@@ -53,7 +64,7 @@ def _tone(seconds: float, rate: int, channels: int = 1, seed: int = 0, noise: fl
 def test_overlap_add_of_chunks_is_exact():
     enh = Enhancer(Identity(), 16000, 1)
     x = np.random.default_rng(0).standard_normal((1, 23_456)).astype(np.float32)
-    blocks = [x[:, i:i + 777] for i in range(0, x.shape[1], 777)]  # blocks unrelated to the chunks
+    blocks = [x[:, i : i + 777] for i in range(0, x.shape[1], 777)]  # blocks unrelated to the chunks
     for chunk, overlap in ((4000, 1000), (4000, 0), (50_000, 1000)):
         out = np.concatenate(list(enh.stream(blocks, chunk, overlap)))
         assert out.shape == (x.shape[1],)
@@ -78,7 +89,7 @@ def test_long_file_streams_in_flat_memory_at_another_rate(tmp_path):
     assert out_rate == rate and out.shape == ref.shape
     # Identity model: the 22.05 -> 16 -> 22.05 kHz round trip keeps everything below 8 kHz.
     err = out[rate:-rate] - ref[rate:-rate]
-    assert 10 * np.log10(np.sum(ref[rate:-rate] ** 2) / np.sum(err ** 2)) > 25
+    assert 10 * np.log10(np.sum(ref[rate:-rate] ** 2) / np.sum(err**2)) > 25
 
 
 def test_enhance_files_folders_and_scp(tmp_path, checkpoint, capsys):

@@ -1,4 +1,5 @@
 """Evidence for KD: paired confidence intervals, ablation baselines, pretrained teachers."""
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,18 @@ def _scored(exp: Path, name: str, role: str | None, scores: dict[str, np.ndarray
         metrics[m] = {"mean": float(np.mean(values)), "failed": 0}
     (d / "result.json").write_text(json.dumps({"num_utts": len(next(iter(scores.values()))), "metrics": metrics}))
     if role:
-        (exp / name / "model_info.json").write_text(json.dumps(
-            {"role": role, "model_name": "dccrn", "model_args": {}, "num_params": 10, "kd": list(kd),
-             "history": [{"epoch": e, "valid_sisnr": 10 + e} for e in (1, 2, 3)] if role == "teacher" else []}))
+        (exp / name / "model_info.json").write_text(
+            json.dumps(
+                {
+                    "role": role,
+                    "model_name": "dccrn",
+                    "model_args": {},
+                    "num_params": 10,
+                    "kd": list(kd),
+                    "history": [{"epoch": e, "valid_sisnr": 10 + e} for e in (1, 2, 3)] if role == "teacher" else [],
+                }
+            )
+        )
 
 
 def test_report_pairs_kd_with_its_ablation_and_gives_intervals(tmp_path):
@@ -87,8 +97,9 @@ def test_report_pairs_kd_with_its_ablation_and_gives_intervals(tmp_path):
     for name in ("teacher", "student"):
         (conf / f"{name}.yaml").write_text("model: {name: dccrn}\n")
     (conf / "ablation" / "mtakd.yaml").write_text("kd:\n  terms: [{name: mtakd, args: {teacher: false}}]\n")
-    (conf / "kd" / "mtakd.yaml").write_text(f"kd:\n  ablation: {conf}/ablation/mtakd.yaml\n"
-                                            "  terms: [{name: mtakd}]\n")
+    (conf / "kd" / "mtakd.yaml").write_text(
+        f"kd:\n  ablation: {conf}/ablation/mtakd.yaml\n  terms: [{{name: mtakd}}]\n"
+    )
     rows = plan(str(conf / "teacher.yaml"), str(conf / "student.yaml"), [str(conf / "kd" / "mtakd.yaml")], [0, 1])
     (exp / "plan.json").write_text(json.dumps({"systems": with_paths(rows, str(exp))}))
 
@@ -123,11 +134,23 @@ def test_gain_chart_and_learning_curves_are_drawn(tmp_path):
     _scored(exp, "teacher", "teacher", {"pesq_wb": base + 0.5, "sisdr": base * 5 + 3})
     _scored(exp, "student", "student", {"pesq_wb": base, "sisdr": base * 5})
     _scored(exp, "student_kd_output", "kd", {"pesq_wb": base + 0.003, "sisdr": base * 5 + 1}, ["output"])
-    (exp / "plan.json").write_text(json.dumps({"systems": [
-        {"system": "teacher", "group": "teacher", "seed": None},
-        {"system": "student", "group": "student", "seed": 0},
-        {"system": "student_kd_output", "group": "student_kd_output", "seed": 0, "teacher": "teacher",
-         "baseline": "student"}]}))
+    (exp / "plan.json").write_text(
+        json.dumps(
+            {
+                "systems": [
+                    {"system": "teacher", "group": "teacher", "seed": None},
+                    {"system": "student", "group": "student", "seed": 0},
+                    {
+                        "system": "student_kd_output",
+                        "group": "student_kd_output",
+                        "seed": 0,
+                        "teacher": "teacher",
+                        "baseline": "student",
+                    },
+                ]
+            }
+        )
+    )
     rows = collect(exp, "test")
     assert kd_gain_chart(rows, tmp_path / "gain.png").stat().st_size > 5000
     assert learning_curves(rows, tmp_path / "curves.png").stat().st_size > 5000
@@ -135,23 +158,48 @@ def test_gain_chart_and_learning_curves_are_drawn(tmp_path):
 
 # -- plan: pretrained teachers and ablations ----------------------------------
 def _mini_plan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sekd.bin.plan", "--teacher_config", "conf/teacher.yaml",
-                           "--student_config", "conf/student.yaml", *args], capture_output=True, text=True,
-                          cwd=ROOT / "egs" / "mini")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sekd.bin.plan",
+            "--teacher_config",
+            "conf/teacher.yaml",
+            "--student_config",
+            "conf/student.yaml",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "egs" / "mini",
+    )
 
 
 def test_plan_names_pretrained_teachers_and_ablation_baselines(tmp_path):
     model = tmp_path / "t.zip"
     model.write_bytes(b"x")
-    proc = _mini_plan("--kd_configs", "conf/kd/mtakd.yaml conf/kd/atkl.yaml", "--seeds", "0,1",
-                      "--teacher_models", f"teacher={model}", "--json", str(tmp_path / "plan.json"))
+    proc = _mini_plan(
+        "--kd_configs",
+        "conf/kd/mtakd.yaml conf/kd/atkl.yaml",
+        "--seeds",
+        "0,1",
+        "--teacher_models",
+        f"teacher={model}",
+        "--json",
+        str(tmp_path / "plan.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines()]
     assert all(len(r) == 9 for r in rows)
     by = {r[1]: r for r in rows}
     assert by["teacher"][7] == str(model) and by["teacher_uformer"][7] == "-"
-    assert by["student_ablation_mtakd_seed1"][:5] == ["student", "student_ablation_mtakd_seed1", "1",
-                                                       "conf/student.yaml", "conf/ablation/mtakd.yaml"]
+    assert by["student_ablation_mtakd_seed1"][:5] == [
+        "student",
+        "student_ablation_mtakd_seed1",
+        "1",
+        "conf/student.yaml",
+        "conf/ablation/mtakd.yaml",
+    ]
     assert by["student_kd_mtakd_seed1"][5:7] == ["teacher", "student_ablation_mtakd_seed1"]
     assert by["student_kd_atkl"][5:7] == ["teacher_uformer", "student"]
     saved = {r["system"]: r for r in json.loads((tmp_path / "plan.json").read_text())["systems"]}
@@ -168,8 +216,15 @@ def test_plan_names_pretrained_teachers_and_ablation_baselines(tmp_path):
     shelf.mkdir()
     for name in ("teacher", "teacher_uformer", "teacher_unused"):
         (shelf / f"{name}.zip").write_bytes(b"x")
-    rows = [r.split("\t") for r in _mini_plan("--kd_configs", "conf/kd/mtakd.yaml conf/kd/atkl.yaml conf/kd/mvat.yaml",
-                                               "--teacher_models", f"{shelf} teacher={model}").stdout.splitlines()]
+    rows = [
+        r.split("\t")
+        for r in _mini_plan(
+            "--kd_configs",
+            "conf/kd/mtakd.yaml conf/kd/atkl.yaml conf/kd/mvat.yaml",
+            "--teacher_models",
+            f"{shelf} teacher={model}",
+        ).stdout.splitlines()
+    ]
     by = {r[1]: r[7] for r in rows if r[0] == "teacher"}
     assert by == {"teacher": str(model), "teacher_uformer": str(shelf / "teacher_uformer.zip"), "teacher_manner": "-"}
 
@@ -180,9 +235,20 @@ def test_ablation_trains_teacher_free_terms_and_refuses_teacher_terms(tmp_path):
     from sekd.train.trainer import Trainer
 
     train = make_data_dir(tmp_path / "train", 4, seconds=0.5)
-    overrides = ["--model.name", "dccrn", "--model.args", "{channels: [4, 8], rnn_units: 8, rnn_layers: 1}",
-                 "--data.batch_size", "2", "--data.segment", "0.5", "--train.max_epochs", "1",
-                 "--train.num_threads", "1"]
+    overrides = [
+        "--model.name",
+        "dccrn",
+        "--model.args",
+        "{channels: [4, 8], rnn_units: 8, rnn_layers: 1}",
+        "--data.batch_size",
+        "2",
+        "--data.segment",
+        "0.5",
+        "--train.max_epochs",
+        "1",
+        "--train.num_threads",
+        "1",
+    ]
     cfg = build_config([ROOT / "egs" / "mini" / "conf" / "ablation" / "mtakd.yaml"], overrides)
     trainer = Trainer(cfg, str(train), str(train), str(tmp_path / "exp"), progress=False)
     assert trainer.teacher is None and trainer.kd_terms[0].tasks == ["ground_truth"]
@@ -192,8 +258,13 @@ def test_ablation_trains_teacher_free_terms_and_refuses_teacher_terms(tmp_path):
     assert "kd_mtakd" in parts and trainer.kd_terms[0].log_vars.grad is not None
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters())
     with pytest.raises(ConfigError, match="mtakd need a teacher checkpoint"):
-        Trainer(build_config([ROOT / "egs" / "mini" / "conf" / "kd" / "mtakd.yaml"], overrides),
-                str(train), str(train), str(tmp_path / "exp2"), progress=False)
+        Trainer(
+            build_config([ROOT / "egs" / "mini" / "conf" / "kd" / "mtakd.yaml"], overrides),
+            str(train),
+            str(train),
+            str(tmp_path / "exp2"),
+            progress=False,
+        )
 
 
 # -- pretrained models as recipe systems ---------------------------------------
@@ -205,8 +276,17 @@ def _checkpoint(tmp_path: Path) -> Path:
     args = {"channels": [4, 8], "rnn_units": 8, "rnn_layers": 1}
     model = build_model("dccrn", **args)
     path = tmp_path / "sys" / "checkpoints" / "best.pt"
-    save_atomic({"model_name": "dccrn", "model_args": args, "state_dict": model.state_dict(),
-                 "config": {"data": {"sample_rate": 16000}}, "num_params": 1, "role": "teacher"}, path)
+    save_atomic(
+        {
+            "model_name": "dccrn",
+            "model_args": args,
+            "state_dict": model.state_dict(),
+            "config": {"data": {"sample_rate": 16000}},
+            "num_params": 1,
+            "role": "teacher",
+        },
+        path,
+    )
     return path
 
 
@@ -216,8 +296,9 @@ def test_import_model_from_checkpoint_and_zip(tmp_path):
 
     ckpt = _checkpoint(tmp_path)
     valid = make_data_dir(tmp_path / "valid", 3, seconds=0.5)
-    (ckpt.parents[1] / "model_info.json").write_text(json.dumps(
-        {"best_valid_sisnr": -99.0, "command": "python -m sekd.bin.train ...", "history": [{"epoch": 1}]}))
+    (ckpt.parents[1] / "model_info.json").write_text(
+        json.dumps({"best_valid_sisnr": -99.0, "command": "python -m sekd.bin.train ...", "history": [{"epoch": 1}]})
+    )
     zip_path = tmp_path / "teacher.zip"
     assert pack_main(["--checkpoint", str(ckpt), "--out", str(zip_path), "--no_profile"]) == 0
     for src, out in ((ckpt, tmp_path / "exp" / "a"), (zip_path, tmp_path / "exp" / "b")):
@@ -227,13 +308,16 @@ def test_import_model_from_checkpoint_and_zip(tmp_path):
         assert info["command"] == "python -m sekd.bin.train ..." and info["history"] == [{"epoch": 1}]
         assert np.isfinite(info["measured_valid_sisnr"])
         saved = torch.load(out / "checkpoints" / "best.pt", weights_only=False)
-        assert all(torch.equal(saved["state_dict"][k], v) for k, v in
-                   torch.load(ckpt, weights_only=False)["state_dict"].items())
+        assert all(
+            torch.equal(saved["state_dict"][k], v)
+            for k, v in torch.load(ckpt, weights_only=False)["state_dict"].items()
+        )
     # an existing system dir is never overwritten; a recorded score that is not reproduced is an error
     assert import_main(["--model", str(ckpt), "--out_dir", str(tmp_path / "exp" / "a")]) == 1
     out = tmp_path / "exp" / "c"
-    assert import_main(["--model", str(zip_path), "--out_dir", str(out), "--valid_dir", str(valid),
-                        "--expect_valid"]) == 1
+    assert (
+        import_main(["--model", str(zip_path), "--out_dir", str(out), "--valid_dir", str(valid), "--expect_valid"]) == 1
+    )
     assert not out.exists()
 
 
@@ -248,16 +332,29 @@ def test_recipe_takes_a_pretrained_teacher(tmp_path):
     assert pack_main(["--checkpoint", str(ckpt), "--out", str(zip_path), "--no_profile"]) == 0
     env = recipe_env()
     data, exp = tmp_path / "data", tmp_path / "exp"
-    common = ["--datadir", str(data), "--exp", str(exp),
-              "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 "
-                             "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
-              "--train_opts", "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 "
-                              "--model.args.channels [4,8] --model.args.rnn_units 8",
-              "--kd_configs", "conf/kd/output.yaml"]
+    common = [
+        "--datadir",
+        str(data),
+        "--exp",
+        str(exp),
+        "--data_opts",
+        "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 "
+        "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
+        "--train_opts",
+        "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 "
+        "--model.args.channels [4,8] --model.args.rnn_units 8",
+        "--kd_configs",
+        "conf/kd/output.yaml",
+    ]
 
     def run(*extra):
-        return subprocess.run([str(ROOT / "egs" / "mini" / "run.sh"), *common, *extra], capture_output=True,
-                              text=True, env=env, timeout=600)
+        return subprocess.run(
+            [str(ROOT / "egs" / "mini" / "run.sh"), *common, *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
 
     proc = run("--stop_stage", "5", "--teacher_model", str(zip_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -273,9 +370,25 @@ def test_recipe_takes_a_pretrained_teacher(tmp_path):
     assert untrained.returncode != 0 and "holds a pretrained model" in untrained.stdout
     # a plain checkpoint works the same way
     exp2 = tmp_path / "exp2"
-    proc = subprocess.run([str(ROOT / "egs" / "mini" / "run.sh"), *common[:2], "--exp", str(exp2), *common[4:],
-                           "--stage", "3", "--stop_stage", "3", "--teacher_model", f"teacher={ckpt}"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            str(ROOT / "egs" / "mini" / "run.sh"),
+            *common[:2],
+            "--exp",
+            str(exp2),
+            *common[4:],
+            "--stage",
+            "3",
+            "--stop_stage",
+            "3",
+            "--teacher_model",
+            f"teacher={ckpt}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (exp2 / "teacher" / "checkpoints" / "best.pt").exists() and not (exp2 / "teacher" / "train.log").exists()
 
@@ -305,14 +418,34 @@ def test_recipe_weight_sweep_chooses_on_validation(tmp_path):
     env = recipe_env()
     exp = tmp_path / "exp"
     proc = subprocess.run(
-        [str(ROOT / "egs" / "mini" / "run.sh"), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
-         "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 --num_valid_speakers 1 "
-                        "--num_test_speakers 1 --nj 1",
-         "--train_opts", "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 "
-                         "--model.args.channels [4,8] --model.args.rnn_units 8",
-         "--kd_configs", "conf/kd/output.yaml", "--seeds", "0,1", "--kd_weight_scales", "0.5,2",
-         "--teacher_model", str(zip_path), "--stop_stage", "5"],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            str(ROOT / "egs" / "mini" / "run.sh"),
+            "--datadir",
+            str(tmp_path / "data"),
+            "--exp",
+            str(exp),
+            "--data_opts",
+            "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 --num_valid_speakers 1 "
+            "--num_test_speakers 1 --nj 1",
+            "--train_opts",
+            "--train.max_epochs 1 --data.batch_size 2 --data.segment 0.5 --train.num_threads 1 "
+            "--model.args.channels [4,8] --model.args.rnn_units 8",
+            "--kd_configs",
+            "conf/kd/output.yaml",
+            "--seeds",
+            "0,1",
+            "--kd_weight_scales",
+            "0.5,2",
+            "--teacher_model",
+            str(zip_path),
+            "--stop_stage",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     choice = json.loads((exp / "sweep" / "student_kd_output.json").read_text())
     scores = {c["scale"]: c["best_valid"] for c in choice["candidates"]}
@@ -327,9 +460,26 @@ def test_recipe_weight_sweep_chooses_on_validation(tmp_path):
 
 def test_kd_step_benchmark_runs(tmp_path):
     train = make_data_dir(tmp_path / "train", 4, seconds=0.5)
-    proc = subprocess.run([sys.executable, "local/bench_kd_step.py", "--kd_configs", "conf/kd/output.yaml",
-                           "--train_dir", str(train), "--repeats", "1", "--batch_size", "2", "--segment", "0.5"],
-                          cwd=ROOT / "egs" / "mini", capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "local/bench_kd_step.py",
+            "--kd_configs",
+            "conf/kd/output.yaml",
+            "--train_dir",
+            str(train),
+            "--repeats",
+            "1",
+            "--batch_size",
+            "2",
+            "--segment",
+            "0.5",
+        ],
+        cwd=ROOT / "egs" / "mini",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| output |"))
     assert row.endswith("x |") and float(row.split("|")[-2].strip().rstrip("x")) > 0
@@ -345,8 +495,18 @@ def mini_valid_set(tmp_path_factory):
     from sekd.data.synth.mini_corpus import make_mini_corpus
 
     root = tmp_path_factory.mktemp("mini_valid")
-    make_mini_corpus(root / "data", seed=0, num_train=0, num_valid=50, num_test=0, num_train_speakers=40,
-                     num_valid_speakers=5, num_test_speakers=10, snr_range=(-5.0, 15.0), nj=2)
+    make_mini_corpus(
+        root / "data",
+        seed=0,
+        num_train=0,
+        num_valid=50,
+        num_test=0,
+        num_train_speakers=40,
+        num_valid_speakers=5,
+        num_test_speakers=10,
+        snr_range=(-5.0, 15.0),
+        nj=2,
+    )
     return root / "data" / "valid"
 
 
@@ -376,8 +536,22 @@ def test_shipped_mini_teacher_loads_and_reproduces_its_validation_score(zip_path
     assert max(curve) == pytest.approx(training[f"best_valid_{metric}"]) and len(curve) == epochs
     assert meta["model_name"] == cfg["model"]["name"]
     out = tmp_path / "exp" / name
-    assert import_main(["--model", str(zip_path), "--out_dir", str(out), "--valid_dir", str(mini_valid_set),
-                        "--expect_valid", "--tolerance", "0.02"]) == 0
+    assert (
+        import_main(
+            [
+                "--model",
+                str(zip_path),
+                "--out_dir",
+                str(out),
+                "--valid_dir",
+                str(mini_valid_set),
+                "--expect_valid",
+                "--tolerance",
+                "0.02",
+            ]
+        )
+        == 0
+    )
     info = json.loads((out / "model_info.json").read_text())
     assert info["model_args"] == cfg["model"]["args"]
     assert info["num_params"] == count_parameters(build_model(cfg["model"]["name"], **cfg["model"]["args"]))
@@ -397,8 +571,27 @@ def test_evaluate_puts_models_side_by_side_on_any_test_set(tmp_path):
     assert pack_main(["--checkpoint", str(ckpt), "--out", str(zip_path), "--no_profile"]) == 0
     data = make_data_dir(tmp_path / "test", 3, 0.5)
     out = tmp_path / "eval"
-    assert evaluate_main(["--model", f"a={ckpt}", "--model", str(zip_path), "--data_dir", str(data), "--out_dir",
-                          str(out), "--metrics", "sisdr", "--nj", "1", "--profile_seconds", "0.25"]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--model",
+                f"a={ckpt}",
+                "--model",
+                str(zip_path),
+                "--data_dir",
+                str(data),
+                "--out_dir",
+                str(out),
+                "--metrics",
+                "sisdr",
+                "--nj",
+                "1",
+                "--profile_seconds",
+                "0.25",
+            ]
+        )
+        == 0
+    )
     md = (out / "RESULTS.md").read_text()
     assert "## test (3 utterances)" in md and "| noisy |" in md and "| a | model |" in md and "| b | model |" in md
     # the same pairs as two folders paired by file name
@@ -409,7 +602,26 @@ def test_evaluate_puts_models_side_by_side_on_any_test_set(tmp_path):
         shutil.copy(f, noisy / f"u{i}.wav")
         shutil.copy(str(f).replace("_noisy", "_clean"), clean / f"u{i}.wav")
     out2 = tmp_path / "eval2"
-    assert evaluate_main(["--model", f"a={ckpt}", "--noisy_dir", str(noisy), "--clean_dir", str(clean),
-                          "--out_dir", str(out2), "--metrics", "sisdr", "--nj", "1", "--profile_seconds", "0.25"]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--model",
+                f"a={ckpt}",
+                "--noisy_dir",
+                str(noisy),
+                "--clean_dir",
+                str(clean),
+                "--out_dir",
+                str(out2),
+                "--metrics",
+                "sisdr",
+                "--nj",
+                "1",
+                "--profile_seconds",
+                "0.25",
+            ]
+        )
+        == 0
+    )
     assert sf.info(str(out2 / "a" / "enhanced" / "noisy" / "wav" / "u0.wav")).frames == 8000
     assert evaluate_main(["--model", "x=missing.pt", "--data_dir", str(data), "--out_dir", str(out2)]) == 2

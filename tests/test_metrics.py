@@ -1,4 +1,5 @@
 """Metrics: SI-SDR known values; PESQ/STOI on real recordings against published reference values."""
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,11 @@ def test_sisdr_known_values():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(16000)
     noise = rng.standard_normal(16000)
-    noise -= (noise.mean()
-              + np.dot(noise - noise.mean(), ref - ref.mean()) / np.dot(ref - ref.mean(), ref - ref.mean())
-              * (ref - ref.mean()))
+    noise -= noise.mean() + np.dot(noise - noise.mean(), ref - ref.mean()) / np.dot(
+        ref - ref.mean(), ref - ref.mean()
+    ) * (ref - ref.mean())
     for snr in (-5.0, 0.0, 12.5):
-        scaled = noise * np.sqrt(np.sum((ref - ref.mean()) ** 2) / np.sum(noise ** 2) / 10 ** (snr / 10))
+        scaled = noise * np.sqrt(np.sum((ref - ref.mean()) ** 2) / np.sum(noise**2) / 10 ** (snr / 10))
         assert sisdr(ref, ref + scaled) == pytest.approx(snr, abs=1e-6)
     # Invariant to the estimate's scale and offset.
     est = ref + 0.3 * noise
@@ -57,10 +58,22 @@ def test_real_pairs_match_reference_values(degraded):
 
 # ../shared/data/README.md: pysepm's composite() (a port of Loizou's composite.m), PESQ-WB term.
 COMPOSITE_REFERENCE = {
-    "1_noisySpeech_16000_Hz.wav": {"csig": 2.0380, "cbak": 1.8631, "covl": 1.5433, "segsnr": -0.2169,
-                                   "llr": 1.3155, "wss": 44.6986},
-    "1_processed_16000_Hz.wav": {"csig": 1.0000, "cbak": 1.5970, "covl": 1.0000, "segsnr": -1.2034,
-                                 "llr": 2.0801, "wss": 66.7955},
+    "1_noisySpeech_16000_Hz.wav": {
+        "csig": 2.0380,
+        "cbak": 1.8631,
+        "covl": 1.5433,
+        "segsnr": -0.2169,
+        "llr": 1.3155,
+        "wss": 44.6986,
+    },
+    "1_processed_16000_Hz.wav": {
+        "csig": 1.0000,
+        "cbak": 1.5970,
+        "covl": 1.0000,
+        "segsnr": -1.2034,
+        "llr": 2.0801,
+        "wss": 66.7955,
+    },
 }
 
 
@@ -101,8 +114,23 @@ def test_score_entrypoint_records_nan_and_goes_on(tmp_path):
     lines[1] = f"{lines[1].split()[0]} {silent}"
     (d / "est.scp").write_text("\n".join(lines) + "\n")
     out = tmp_path / "scoring"
-    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "est.scp"), "--out_dir", str(out),
-                 "--metrics", "pesq_wb,sisdr", "--nj", "2"]) == 0
+    assert (
+        main(
+            [
+                "--ref_scp",
+                str(d / "spk1.scp"),
+                "--est_scp",
+                str(d / "est.scp"),
+                "--out_dir",
+                str(out),
+                "--metrics",
+                "pesq_wb,sisdr",
+                "--nj",
+                "2",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "result.json").read_text())
     assert summary["num_utts"] == 3
     assert summary["metrics"]["pesq_wb"]["failed"] == 1 and summary["metrics"]["pesq_wb"]["n"] == 2
@@ -110,14 +138,40 @@ def test_score_entrypoint_records_nan_and_goes_on(tmp_path):
     assert math.isnan(float(values[lines[1].split()[0]]))
     assert not (tmp_path / "scoring.tmp").exists()
     # Composite measures come with the intrusive metrics and fail alone where PESQ fails.
-    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "est.scp"), "--out_dir",
-                 str(tmp_path / "c"), "--metrics", "pesq_wb,csig,cbak,covl,segsnr"]) == 0
+    assert (
+        main(
+            [
+                "--ref_scp",
+                str(d / "spk1.scp"),
+                "--est_scp",
+                str(d / "est.scp"),
+                "--out_dir",
+                str(tmp_path / "c"),
+                "--metrics",
+                "pesq_wb,csig,cbak,covl,segsnr",
+            ]
+        )
+        == 0
+    )
     comp = json.loads((tmp_path / "c" / "result.json").read_text())["metrics"]
     assert comp["csig"]["n"] == 2 and comp["segsnr"]["n"] == 3
     assert all(1.0 <= comp[m]["mean"] <= 5.0 for m in ("csig", "cbak", "covl"))
     # --nj 1 and --nj 2 agree.
-    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "est.scp"), "--out_dir",
-                 str(tmp_path / "s1"), "--metrics", "pesq_wb,sisdr"]) == 0
+    assert (
+        main(
+            [
+                "--ref_scp",
+                str(d / "spk1.scp"),
+                "--est_scp",
+                str(d / "est.scp"),
+                "--out_dir",
+                str(tmp_path / "s1"),
+                "--metrics",
+                "pesq_wb,sisdr",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "s1" / "sisdr.scp").read_text() == (out / "sisdr.scp").read_text()
 
 
@@ -129,8 +183,20 @@ def test_score_length_mismatch_names_file(tmp_path, capsys):
     sf.write(short, np.zeros(8000, dtype=np.float32), 16000)
     key = (d / "wav.scp").read_text().split()[0]
     (d / "est.scp").write_text(f"{key} {short}\n")
-    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "est.scp"),
-                 "--out_dir", str(tmp_path / "o"), "--allow_missing"]) == 1  # one estimate of two references
+    assert (
+        main(
+            [
+                "--ref_scp",
+                str(d / "spk1.scp"),
+                "--est_scp",
+                str(d / "est.scp"),
+                "--out_dir",
+                str(tmp_path / "o"),
+                "--allow_missing",
+            ]
+        )
+        == 1
+    )  # one estimate of two references
     assert f"{d / 'est.scp'}:1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -148,7 +214,7 @@ def test_sdr_known_values_and_filter_invariance():
     ref = lfilter([1.0], [1.0, -0.9], rng.standard_normal(32000))  # coloured, speech-like spectrum
     noise = rng.standard_normal(32000)
     for snr in (0.0, 10.0):
-        scaled = noise * np.sqrt(np.sum(ref ** 2) / np.sum(noise ** 2) / 10 ** (snr / 10))
+        scaled = noise * np.sqrt(np.sum(ref**2) / np.sum(noise**2) / 10 ** (snr / 10))
         # White noise is almost orthogonal to 512 shifts of the reference: SDR ~ SNR.
         assert sdr(ref, ref + scaled) == pytest.approx(snr, abs=0.15)
     # An FIR filter shorter than 512 taps (here a 40-sample delay and an echo) is no distortion
@@ -203,13 +269,24 @@ def _tiny_wav2vec2(path):
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "A": 5, "B": 6}
     (path / "vocab.json").write_text(json.dumps(vocab))
     tok = transformers.Wav2Vec2CTCTokenizer(str(path / "vocab.json"), word_delimiter_token="|")
-    fe = transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                                               do_normalize=True)
+    fe = transformers.Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True
+    )
     transformers.Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok).save_pretrained(path)
     transformers.set_seed(0)
-    cfg = transformers.Wav2Vec2Config(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=16, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
-                                      num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2, pad_token_id=0)
+    cfg = transformers.Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 4),
+        num_conv_pos_embeddings=4,
+        num_conv_pos_embedding_groups=2,
+        pad_token_id=0,
+    )
     transformers.Wav2Vec2ForCTC(cfg).save_pretrained(path)
     return path
 
@@ -231,8 +308,10 @@ def test_scorer_l3das23_with_asr_model_and_unavailable_without(tmp_path, capsys)
     model = _tiny_wav2vec2(tmp_path / "w2v")
     transcript = Wav2Vec2Transcriber(str(model))(np.random.default_rng(0).standard_normal(16000), 16000)
     assert transcript.split()  # the random model does emit words, so WER is defined
-    assert main(args + ["--est_scp", str(d / "spk1.scp"), "--out_dir", str(tmp_path / "w"),
-                        "--asr_model", str(model)]) == 0
+    assert (
+        main(args + ["--est_scp", str(d / "spk1.scp"), "--out_dir", str(tmp_path / "w"), "--asr_model", str(model)])
+        == 0
+    )
     summary = json.loads((tmp_path / "w" / "result.json").read_text())["metrics"]
     assert summary["wer"]["mean"] == 0.0 and summary["l3das23"]["mean"] == pytest.approx(1.0)
 
@@ -243,8 +322,21 @@ def test_scorer_dnsmos_unavailable_says_how(tmp_path, monkeypatch):
 
     d = make_data_dir(tmp_path / "d", num_utts=2, seconds=1.0)
     monkeypatch.setattr(dnsmos, "available", lambda: dnsmos.INSTALL_HINT)
-    assert main(["--ref_scp", str(d / "spk1.scp"), "--est_scp", str(d / "wav.scp"), "--out_dir",
-                 str(tmp_path / "o"), "--metrics", "sisdr,dnsmos_ovrl"]) == 0
+    assert (
+        main(
+            [
+                "--ref_scp",
+                str(d / "spk1.scp"),
+                "--est_scp",
+                str(d / "wav.scp"),
+                "--out_dir",
+                str(tmp_path / "o"),
+                "--metrics",
+                "sisdr,dnsmos_ovrl",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "o" / "result.json").read_text())["metrics"]
     assert "sekd[dnsmos]" in summary["dnsmos_ovrl"]["unavailable"] and summary["sisdr"]["n"] == 2
 

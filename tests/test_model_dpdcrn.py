@@ -1,4 +1,5 @@
 """DPDCRN: paper sizes, shapes (1 and 4 channels), taps, causality, one training step, loss falls."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,11 +16,14 @@ from conftest import assert_gradients_everywhere, sisnr_steps
 TINY = dict(channels=16, num_blocks=2)
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("dpdcrn_teacher", 3.22e6),  # official DPDCRN_Tea (128 ch, 4 blocks): 3,218,118 here
-    ("dpdcrn_student", 0.60e6),  # official DPDCRN_Stu_M (64 ch, 1 block): 595,494 here
-    ("dpdcrn_student_causal", 0.60e6),  # its causal variant, for streaming
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("dpdcrn_teacher", 3.22e6),  # official DPDCRN_Tea (128 ch, 4 blocks): 3,218,118 here
+        ("dpdcrn_student", 0.60e6),  # official DPDCRN_Stu_M (64 ch, 1 block): 595,494 here
+        ("dpdcrn_student_causal", 0.60e6),  # its causal variant, for streaming
+    ],
+)
 def test_paper_sizes(name, expected):
     n = count_parameters(build_model("dpdcrn", **CONFIGS[name]))
     assert abs(n - expected) / expected < 0.03, (name, n)

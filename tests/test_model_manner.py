@@ -1,4 +1,5 @@
 """MANNER: paper sizes, shapes, attention-map taps, one training step, loss falls."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,11 +18,14 @@ from conftest import assert_gradients_everywhere, sisnr_steps
 TINY = dict(hidden=12, depth=2, kernel_size=8, stride=4, segment_len=8)
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("manner_base", 24.07e6),     # Park et al. 2022 / official code: 24,068,671 here
-    ("manner_small", 21.25e6),    # MA blocks only in the deepest layers: 21,253,921 here
-    ("manner_s_8.1gf", 24.07e6 / 15.4),  # MV-AT abstract: 15.4x fewer than base; 1,564,809 here
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("manner_base", 24.07e6),  # Park et al. 2022 / official code: 24,068,671 here
+        ("manner_small", 21.25e6),  # MA blocks only in the deepest layers: 21,253,921 here
+        ("manner_s_8.1gf", 24.07e6 / 15.4),  # MV-AT abstract: 15.4x fewer than base; 1,564,809 here
+    ],
+)
 def test_paper_sizes(name, expected):
     n = count_parameters(build_model("manner", **CONFIGS[name]))
     assert abs(n - expected) / expected < 0.03, (name, n)
@@ -132,5 +136,5 @@ def test_bn_momentum_sets_how_fast_eval_statistics_follow_training():
         return (bn.running_mean / seen[-1]).mean().item()
 
     assert build_model("manner", hidden=3, depth=2, segment_len=8).encoder[0].attention.merge[1].momentum == 0.01
-    assert share_followed(0.1) == pytest.approx(1 - 0.9 ** 30, abs=0.02)
-    assert share_followed(0.01) == pytest.approx(1 - 0.99 ** 30, abs=0.02)
+    assert share_followed(0.1) == pytest.approx(1 - 0.9**30, abs=0.02)
+    assert share_followed(0.01) == pytest.approx(1 - 0.99**30, abs=0.02)

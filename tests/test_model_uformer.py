@@ -1,4 +1,5 @@
 """Uformer (the Distil-DCCRN teacher) and the Distil-DCCRN student size."""
+
 from __future__ import annotations
 
 import pytest
@@ -77,8 +78,7 @@ def test_feature_taps(full_model):
     full_model.eval()
     x = torch.randn(1, 1, 16000)
     frames = full_model.stft.num_frames(16000)
-    with FeatureTaps(full_model, ["encoder.0", "encoder_real.5", "conformer", "decoder.5"]) as taps, \
-            torch.no_grad():
+    with FeatureTaps(full_model, ["encoder.0", "encoder_real.5", "conformer", "decoder.5"]) as taps, torch.no_grad():
         full_model(x)
     f = taps.features
     assert f["encoder.0"].shape == (1, 16, 128, frames)  # 8 complex channels: real then imaginary
@@ -117,8 +117,9 @@ def test_loss_falls_on_tiny_batch():
     torch.manual_seed(0)
     model = build_model("uformer", **TINY)
     t = torch.arange(8000) / 16000
-    clean = torch.stack([torch.sin(2 * torch.pi * f0 * t) * (0.5 + 0.5 * torch.sin(2 * torch.pi * 4 * t))
-                         for f0 in (180.0, 260.0)])
+    clean = torch.stack(
+        [torch.sin(2 * torch.pi * f0 * t) * (0.5 + 0.5 * torch.sin(2 * torch.pi * 4 * t)) for f0 in (180.0, 260.0)]
+    )
     noisy = clean + 0.5 * torch.randn(2, 8000)
     losses = sisnr_steps(model, noisy, clean, 25, lr=3e-3)
     assert min(losses[-5:]) < losses[0] - 1.0, losses

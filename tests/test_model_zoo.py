@@ -1,5 +1,6 @@
 """Every model family: its mini configs train on the mini corpus (a few steps, loss falls);
 its paper-size presets build (sizes are checked in each family's own test)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,9 @@ from sekd.models import PRESETS, build_model
 
 from conftest import ROOT, sisnr_steps
 
-MINI_CONFS = sorted((ROOT / "egs" / "mini" / "conf").glob("*.yaml")) + \
-    sorted((ROOT / "egs" / "mini" / "conf" / "tuning").glob("*.yaml"))
+MINI_CONFS = sorted((ROOT / "egs" / "mini" / "conf").glob("*.yaml")) + sorted(
+    (ROOT / "egs" / "mini" / "conf" / "tuning").glob("*.yaml")
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,16 @@ def mini_batch(tmp_path_factory):
     from sekd.data.synth import make_mini_corpus
 
     root = tmp_path_factory.mktemp("mini") / "data"
-    make_mini_corpus(root, seed=0, num_train=4, num_valid=1, num_test=1, num_train_speakers=2,
-                     num_valid_speakers=1, num_test_speakers=1)
+    make_mini_corpus(
+        root,
+        seed=0,
+        num_train=4,
+        num_valid=1,
+        num_test=1,
+        num_train_speakers=2,
+        num_valid_speakers=1,
+        num_test_speakers=1,
+    )
     ds = CropDataset(root / "train", segment=0.5, seed=0)
     items = [ds[i] for i in range(4)]
     return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])

@@ -1,4 +1,5 @@
 """DCCRN: paper sizes, shapes, causality, STFT round trip, registry."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,11 +16,14 @@ def test_stft_perfect_reconstruction(length):
     assert torch.allclose(stft.inverse(stft(x), length), x, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,args,expected", [
-    # Hu et al. 2020 / huyanxin dc_crn.py; Asteroid's DCCRNet (DCCRN-CL) has 3,669,336.
-    ("DCCRN-CL", dict(channels=[32, 64, 128, 256, 256, 256], rnn_units=256, complex_lstm=True), 3.67e6),
-    ("DCCRN-E", dict(channels=[16, 32, 64, 128, 256, 256], rnn_units=256), 3.74e6),
-])
+@pytest.mark.parametrize(
+    "name,args,expected",
+    [
+        # Hu et al. 2020 / huyanxin dc_crn.py; Asteroid's DCCRNet (DCCRN-CL) has 3,669,336.
+        ("DCCRN-CL", dict(channels=[32, 64, 128, 256, 256, 256], rnn_units=256, complex_lstm=True), 3.67e6),
+        ("DCCRN-E", dict(channels=[16, 32, 64, 128, 256, 256], rnn_units=256), 3.74e6),
+    ],
+)
 def test_paper_sizes(name, args, expected):
     n = count_parameters(build_model("dccrn", **args))
     assert abs(n - expected) / expected < 0.01, (name, n)
@@ -27,8 +31,7 @@ def test_paper_sizes(name, args, expected):
 
 @pytest.mark.parametrize("mode", ["E", "C", "R"])
 def test_shapes_and_gradients(mode):
-    model = build_model("dccrn", channels=[8, 16, 16], rnn_units=32, masking_mode=mode,
-                        win_len=256, hop=128, n_fft=256)
+    model = build_model("dccrn", channels=[8, 16, 16], rnn_units=32, masking_mode=mode, win_len=256, hop=128, n_fft=256)
     x = torch.randn(2, 1, 4000, requires_grad=True)
     y = model(x)
     assert y.shape == (2, 4000)

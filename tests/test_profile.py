@@ -1,4 +1,5 @@
 """The profiler: MAC counts that include recurrent and attention layers, checked by hand."""
+
 from __future__ import annotations
 
 import pytest

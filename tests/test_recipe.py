@@ -1,5 +1,6 @@
 """Recipes: the KD plan, egs/mini/run.sh end to end on a tiny corpus (and its resume), stage markers,
 --help (every config's dry run: tests/test_dry_run.py)."""
+
 from __future__ import annotations
 
 import os
@@ -18,20 +19,47 @@ def test_kd_plan_pairs_the_named_systems(tmp_path, monkeypatch):
 
     conf = ROOT / "egs" / "mini" / "conf"
     monkeypatch.chdir(conf.parent)
-    rows = subprocess.run([sys.executable, "-m", "sekd.bin.plan", "--teacher_config", "conf/teacher.yaml",
-                           "--student_config", "conf/student.yaml", "--kd_configs", "all", "--seeds", "0,3"],
-                          capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sekd.bin.plan",
+            "--teacher_config",
+            "conf/teacher.yaml",
+            "--student_config",
+            "conf/student.yaml",
+            "--kd_configs",
+            "all",
+            "--seeds",
+            "0,3",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     fields = [r.split("\t") for r in rows]
     assert [f[1] for f in fields if f[0] == "teacher"][0] == "teacher"
     assert len([f for f in fields if f[0] == "kd"]) == 2 * len(list((conf / "kd").glob("*.yaml")))
     atkl = {f[2]: f for f in fields if f[1].startswith("student_kd_atkl")}
-    assert atkl["0"][1:] == ["student_kd_atkl", "0", "conf/student.yaml", "conf/kd/atkl.yaml", "teacher_uformer",
-                             "student", "-", "student_kd_atkl"]
+    assert atkl["0"][1:] == [
+        "student_kd_atkl",
+        "0",
+        "conf/student.yaml",
+        "conf/kd/atkl.yaml",
+        "teacher_uformer",
+        "student",
+        "-",
+        "student_kd_atkl",
+    ]
     assert atkl["3"][1] == "student_kd_atkl_seed3"
     bad = tmp_path / "bad.yaml"
     bad.write_text("kd:\n  teacher_config: conf/nope.yaml\n  terms: [{name: output}]\n")
-    assert main(["--teacher_config", "conf/teacher.yaml", "--student_config", "conf/student.yaml",
-                 "--kd_configs", str(bad)]) == 2
+    assert (
+        main(
+            ["--teacher_config", "conf/teacher.yaml", "--student_config", "conf/student.yaml", "--kd_configs", str(bad)]
+        )
+        == 2
+    )
 
 
 def test_mini_teacher_student_ratio():
@@ -51,34 +79,57 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["VIRTUAL_ENV"] = str(Path(sys.executable).parents[1])
-    return subprocess.run([str(ROOT / "egs" / "mini" / "run.sh"), *args], capture_output=True, text=True,
-                          env=env, timeout=900)
+    return subprocess.run(
+        [str(ROOT / "egs" / "mini" / "run.sh"), *args], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def test_mini_recipe_end_to_end(tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
-    args = ["--datadir", str(data), "--exp", str(exp), "--teacher_model", "",  # train the teachers here
-            "--data_opts", "--num_train 16 --num_valid 4 --num_test 4 --num_train_speakers 4 "
-                           "--num_valid_speakers 2 --num_test_speakers 2 --nj 1",
-            "--train_opts", "--train.max_epochs 1 --data.batch_size 4 --data.segment 1.0 --train.num_threads 1",
-            # two KD methods with different teachers (atkl names the Uformer one), two seeds of the students
-            "--kd_configs", "conf/kd/output.yaml conf/kd/atkl.yaml", "--seeds", "0,1",
-            # intrusive, composite, non-intrusive, and a metric with no ASR model here: "unavailable"
-            "--metrics", "pesq_wb,stoi,estoi,sisdr,csig,dnsmos_ovrl,l3das23",
-            "--ngpu", "1",  # asks the job command for a GPU for training jobs only (the trainer falls back to CPU)
-            "--train_nj", "2"]  # two trainings at once in stages 4-5
+    args = [
+        "--datadir",
+        str(data),
+        "--exp",
+        str(exp),
+        "--teacher_model",
+        "",  # train the teachers here
+        "--data_opts",
+        "--num_train 16 --num_valid 4 --num_test 4 --num_train_speakers 4 "
+        "--num_valid_speakers 2 --num_test_speakers 2 --nj 1",
+        "--train_opts",
+        "--train.max_epochs 1 --data.batch_size 4 --data.segment 1.0 --train.num_threads 1",
+        # two KD methods with different teachers (atkl names the Uformer one), two seeds of the students
+        "--kd_configs",
+        "conf/kd/output.yaml conf/kd/atkl.yaml",
+        "--seeds",
+        "0,1",
+        # intrusive, composite, non-intrusive, and a metric with no ASR model here: "unavailable"
+        "--metrics",
+        "pesq_wb,stoi,estoi,sisdr,csig,dnsmos_ovrl,l3das23",
+        "--ngpu",
+        "1",  # asks the job command for a GPU for training jobs only (the trainer falls back to CPU)
+        "--train_nj",
+        "2",
+    ]  # two trainings at once in stages 4-5
     proc = _run(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     logs = {p.name: p.read_text().splitlines()[2] for p in (exp / "student_kd_atkl").glob("log/*.log")}
     assert logs["train.log"] == "# Resources: --gpu 1"
     assert {"enhance_test.log", "score_test.log"} < set(logs) and all(
-        not line.startswith("# Resources") for name, line in logs.items() if name != "train.log"), logs
+        not line.startswith("# Resources") for name, line in logs.items() if name != "train.log"
+    ), logs
     results = (exp / "RESULTS.md").read_text()
     lines = results.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("| System"))
-    rows = [line.split(" | ") for line in lines[head + 2:] if line.startswith("| ")][:6]
-    assert [r[0][2:] for r in rows] == ["noisy", "teacher", "teacher_uformer", "student", "student_kd_atkl",
-                                        "student_kd_output"]
+    rows = [line.split(" | ") for line in lines[head + 2 :] if line.startswith("| ")][:6]
+    assert [r[0][2:] for r in rows] == [
+        "noisy",
+        "teacher",
+        "teacher_uformer",
+        "student",
+        "student_kd_atkl",
+        "student_kd_output",
+    ]
     assert [r[3] for r in rows] == ["-", "1", "1", "2", "2", "2"]  # seeds per system
     assert rows[4][2] == "atkl,output (teacher_uformer)" and "(student)" in rows[4][-8]  # its own baseline
     assert "4 utterances" in results and (exp / "RESULTS.csv").exists()
@@ -119,19 +170,47 @@ def test_mini_recipe_end_to_end(tmp_path):
 def test_failed_stage_leaves_no_marker(tmp_path):
     """A training run that fails does not leave a .done marker a rerun would trust."""
     data, exp = tmp_path / "data", tmp_path / "exp"
-    args = ["--datadir", str(data), "--exp", str(exp), "--stop_stage", "3", "--teacher_model", "",
-            "--data_opts", "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 "
-                           "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
-            "--teacher_opts", "--train.no_such_key 1"]
+    args = [
+        "--datadir",
+        str(data),
+        "--exp",
+        str(exp),
+        "--stop_stage",
+        "3",
+        "--teacher_model",
+        "",
+        "--data_opts",
+        "--num_train 4 --num_valid 2 --num_test 2 --num_train_speakers 2 "
+        "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
+        "--teacher_opts",
+        "--train.no_such_key 1",
+    ]
     proc = _run(args)
     assert proc.returncode != 0
     assert "unknown config key 'train.no_such_key'" in proc.stdout + proc.stderr
     assert (data / ".done").exists() and not (exp / "teacher" / ".done").exists()
     # --train_nj 2: two baseline students train at once; both fail, the stage stops naming them, no .done
     exp = tmp_path / "exp_parallel"
-    proc = _run(["--datadir", str(data), "--exp", str(exp), "--stage", "3", "--stop_stage", "4",
-                 "--teacher_model", "pretrained", "--seeds", "0,1", "--train_nj", "2",
-                 "--student_opts", "--train.no_such_key 1"])
+    proc = _run(
+        [
+            "--datadir",
+            str(data),
+            "--exp",
+            str(exp),
+            "--stage",
+            "3",
+            "--stop_stage",
+            "4",
+            "--teacher_model",
+            "pretrained",
+            "--seeds",
+            "0,1",
+            "--train_nj",
+            "2",
+            "--student_opts",
+            "--train.no_such_key 1",
+        ]
+    )
     assert proc.returncode != 0
     failed = proc.stdout.split("these trainings failed (their logs say why): ")[1].split("\n")[0].split()
     assert sorted(failed) == ["student", "student_ablation_mtakd"]  # the first two; no more were started
@@ -155,7 +234,7 @@ def test_help_lists_every_option_with_its_default(recipe, driver):
     import re
 
     text = (ROOT / "egs" / "TEMPLATE" / driver).read_text()
-    block = text[text.index("# Options (override"):text.index("# shellcheck disable=SC2034")]
+    block = text[text.index("# Options (override") : text.index("# shellcheck disable=SC2034")]
     options = {m[0]: m[1] or m[2] for m in re.findall(r'^([a-z_]+)=(?:"([^"]*)"|(\S*))', block, re.M)}
     assert {"stage", "kd_configs", "teacher_model", "seeds"} <= set(options)
     proc = subprocess.run(["./run.sh", "--help"], cwd=ROOT / "egs" / recipe, capture_output=True, text=True, timeout=60)

@@ -1,5 +1,6 @@
 """The real-corpus recipes on fixture trees with the corpora's layouts: data stages, then the
 whole recipe with --conf_tag tiny (download stages are tested in test_download.py)."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ def _env() -> dict:
 
 
 def run_in(recipe: str, script: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(ROOT / "egs" / recipe / script), *args], capture_output=True, text=True,
-                          env=_env(), timeout=timeout, cwd=ROOT / "egs" / recipe)
+    proc = subprocess.run(
+        [str(ROOT / "egs" / recipe / script), *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+        cwd=ROOT / "egs" / recipe,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -37,8 +44,7 @@ def read_table(path: Path) -> dict[str, str]:
 
 
 def validate(data_dir: Path) -> None:
-    proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), str(data_dir)], capture_output=True,
-                          text=True)
+    proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), str(data_dir)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -56,7 +62,7 @@ def check_pairs(data_dir: Path, rate: int, channels: int = 1) -> None:
 def results_rows(exp: Path) -> list[str]:
     lines = (exp / "RESULTS.md").read_text().splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("| System"))
-    return [line.split(" | ")[0][2:] for line in lines[head + 2:] if line.startswith("| ")]
+    return [line.split(" | ")[0][2:] for line in lines[head + 2 :] if line.startswith("| ")]
 
 
 def test_voicebank_demand_data_prep(tmp_path):
@@ -77,9 +83,21 @@ def test_voicebank_demand_data_prep(tmp_path):
     assert read_table(out / "train" / "utt2dur")[utt] == "1.400"
     # a noisy file without its clean partner: an error naming it, and no data dir written
     (db / "noisy_testset_wav" / "p232_009.wav").write_bytes((db / "noisy_testset_wav" / "p232_001.wav").read_bytes())
-    proc = subprocess.run([str(ROOT / "egs" / "voicebank_demand" / "local" / "data.sh"), "--db_dir", str(db),
-                           "--out_dir", str(tmp_path / "data2"), "--nj", "1"], capture_output=True, text=True,
-                          env=_env(), cwd=ROOT / "egs" / "voicebank_demand")
+    proc = subprocess.run(
+        [
+            str(ROOT / "egs" / "voicebank_demand" / "local" / "data.sh"),
+            "--db_dir",
+            str(db),
+            "--out_dir",
+            str(tmp_path / "data2"),
+            "--nj",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "voicebank_demand",
+    )
     assert proc.returncode == 1
     assert "noisy_testset_wav/p232_009.wav: no clean partner in" in proc.stderr
     assert not (tmp_path / "data2" / "test").exists()
@@ -88,9 +106,23 @@ def test_voicebank_demand_data_prep(tmp_path):
 def test_voicebank_demand_recipe_tiny(tmp_path):
     db = make_voicebank_demand(tmp_path / "db", per_speaker=2)
     exp = tmp_path / "exp"
-    proc = run_in("voicebank_demand", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"),
-                  "--exp", str(exp), "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--nj 1",
-                  *TINY_REPORT)
+    proc = run_in(
+        "voicebank_demand",
+        "run.sh",
+        "--db_dir",
+        str(db),
+        "--datadir",
+        str(tmp_path / "data"),
+        "--exp",
+        str(exp),
+        "--conf_tag",
+        "tiny",
+        "--metrics",
+        TINY_METRICS,
+        "--data_opts",
+        "--nj 1",
+        *TINY_REPORT,
+    )
     assert "download.sh: " + str(db) + "/clean_testset_wav is there" in proc.stdout  # stage 0 skipped
     assert results_rows(exp)[:4] == ["noisy", "teacher_manner", "student_manner", "student_kd_mvat"]
     cfg = (exp / "student_kd_mvat" / "config.yaml").read_text()
@@ -104,8 +136,11 @@ def test_dns2020_data_prep(tmp_path):
     for subset in ("train", "valid", "test_no_reverb", "test_with_reverb"):
         validate(out / subset)
     for subset in ("noise_train", "noise_valid"):
-        proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), "--no-spk1", str(out / subset)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(ROOT / "utils" / "validate_data_dir.sh"), "--no-spk1", str(out / subset)],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
     for rev in ("no_reverb", "with_reverb"):
         check_pairs(out / f"test_{rev}", 16000)
@@ -122,9 +157,19 @@ def test_dns2020_data_prep(tmp_path):
     check_pairs(out / "valid", 16000)
     # a noisy test file without its clean partner names the file
     (db / "datasets/test_set/synthetic/no_reverb/clean/clean_fileid_1.wav").unlink()
-    proc = subprocess.run([str(ROOT / "egs" / "dns2020" / "local" / "data.sh"), "--db_dir", str(db),
-                           "--out_dir", str(tmp_path / "data2")], capture_output=True, text=True, env=_env(),
-                          cwd=ROOT / "egs" / "dns2020")
+    proc = subprocess.run(
+        [
+            str(ROOT / "egs" / "dns2020" / "local" / "data.sh"),
+            "--db_dir",
+            str(db),
+            "--out_dir",
+            str(tmp_path / "data2"),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "dns2020",
+    )
     assert proc.returncode == 1 and "_fileid_1.wav: no clean partner clean_fileid_1.wav" in proc.stderr
 
 
@@ -139,25 +184,86 @@ def test_dns2020_partial_download_tests_on_what_it_has(tmp_path):
     data = tmp_path / "data"
     broken = tmp_path / "broken_kd.yaml"
     broken.write_text("kd: {terms: [unclosed\n")
-    proc = run_in("dns2020", "run.sh", "--db_dir", str(db), "--datadir", str(data), "--exp", str(tmp_path / "exp"),
-                  "--stage", "1", "--stop_stage", "2", "--data_opts", "--num_valid 2", "--kd_configs", str(broken))
+    proc = run_in(
+        "dns2020",
+        "run.sh",
+        "--db_dir",
+        str(db),
+        "--datadir",
+        str(data),
+        "--exp",
+        str(tmp_path / "exp"),
+        "--stage",
+        "1",
+        "--stop_stage",
+        "2",
+        "--data_opts",
+        "--num_valid 2",
+        "--kd_configs",
+        str(broken),
+    )
     assert "test set test_with_reverb:" in proc.stdout and "is not there (a partial download?): skipped" in proc.stdout
     assert (data / "test_sets").read_text().split() == ["test_no_reverb"] and not (data / "test_with_reverb").exists()
     assert "test sets: test_no_reverb" in proc.stdout
-    named = subprocess.run([str(ROOT / "egs" / "dns2020" / "run.sh"), "--db_dir", str(db), "--datadir", str(data),
-                            "--exp", str(tmp_path / "exp"), "--stage", "2", "--stop_stage", "2",
-                            "--test_sets", "test_with_reverb"], capture_output=True, text=True, env=_env(),
-                           cwd=ROOT / "egs" / "dns2020")
+    named = subprocess.run(
+        [
+            str(ROOT / "egs" / "dns2020" / "run.sh"),
+            "--db_dir",
+            str(db),
+            "--datadir",
+            str(data),
+            "--exp",
+            str(tmp_path / "exp"),
+            "--stage",
+            "2",
+            "--stop_stage",
+            "2",
+            "--test_sets",
+            "test_with_reverb",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "dns2020",
+    )
     assert named.returncode == 1 and "--test_sets names test_with_reverb, but there is no" in named.stdout
-    planned = subprocess.run([str(ROOT / "egs" / "dns2020" / "run.sh"), "--db_dir", str(db), "--datadir", str(data),
-                              "--exp", str(tmp_path / "exp"), "--stage", "3", "--kd_configs", str(broken)],
-                             capture_output=True, text=True, env=_env(), cwd=ROOT / "egs" / "dns2020")
+    planned = subprocess.run(
+        [
+            str(ROOT / "egs" / "dns2020" / "run.sh"),
+            "--db_dir",
+            str(db),
+            "--datadir",
+            str(data),
+            "--exp",
+            str(tmp_path / "exp"),
+            "--stage",
+            "3",
+            "--kd_configs",
+            str(broken),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "dns2020",
+    )
     assert planned.returncode != 0 and f"{broken}:2: invalid YAML" in planned.stderr
     assert not (tmp_path / "exp" / "teacher_uformer").exists()  # nothing trained
     shutil.rmtree(db / "datasets/test_set/synthetic/no_reverb")
-    none = subprocess.run([str(ROOT / "egs" / "dns2020" / "local" / "data.sh"), "--db_dir", str(db),
-                           "--out_dir", str(tmp_path / "data2"), "--num_valid", "2"], capture_output=True, text=True,
-                          env=_env(), cwd=ROOT / "egs" / "dns2020")
+    none = subprocess.run(
+        [
+            str(ROOT / "egs" / "dns2020" / "local" / "data.sh"),
+            "--db_dir",
+            str(db),
+            "--out_dir",
+            str(tmp_path / "data2"),
+            "--num_valid",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "dns2020",
+    )
     assert none.returncode == 1 and "no synthetic test set" in none.stderr
 
 
@@ -168,8 +274,22 @@ DNS_MINI = ROOT.parent / "shared" / "data" / "dns_mini"
 def test_dns2020_data_stages_on_the_real_dns_mini_tree(tmp_path):
     """The recipe's data stages on real recordings in the challenge's layout (only no_reverb there)."""
     data = tmp_path / "data"
-    proc = run_in("dns2020", "run.sh", "--db_dir", str(DNS_MINI), "--datadir", str(data), "--exp",
-                  str(tmp_path / "exp"), "--stage", "1", "--stop_stage", "2", "--data_opts", "--num_valid 20")
+    proc = run_in(
+        "dns2020",
+        "run.sh",
+        "--db_dir",
+        str(DNS_MINI),
+        "--datadir",
+        str(data),
+        "--exp",
+        str(tmp_path / "exp"),
+        "--stage",
+        "1",
+        "--stop_stage",
+        "2",
+        "--data_opts",
+        "--num_valid 20",
+    )
     assert "test_with_reverb" in proc.stdout and (data / "test_sets").read_text().split() == ["test_no_reverb"]
     train, valid = read_table(data / "train" / "utt2spk"), read_table(data / "valid" / "utt2spk")
     noise = read_table(data / "noise_train" / "wav.scp")
@@ -186,8 +306,23 @@ def test_dns2020_data_stages_on_the_real_dns_mini_tree(tmp_path):
 def test_dns2020_recipe_tiny(tmp_path):
     db = make_dns2020(tmp_path / "DNS-Challenge")
     exp = tmp_path / "exp"
-    run_in("dns2020", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
-           "--conf_tag", "tiny", "--metrics", TINY_METRICS, "--data_opts", "--num_valid 2", *TINY_REPORT)
+    run_in(
+        "dns2020",
+        "run.sh",
+        "--db_dir",
+        str(db),
+        "--datadir",
+        str(tmp_path / "data"),
+        "--exp",
+        str(exp),
+        "--conf_tag",
+        "tiny",
+        "--metrics",
+        TINY_METRICS,
+        "--data_opts",
+        "--num_valid 2",
+        *TINY_REPORT,
+    )
     assert results_rows(exp)[:4] == ["noisy", "teacher_uformer", "student", "student_kd_atkl"]
     text = (exp / "RESULTS.md").read_text()
     assert "## test_no_reverb (3 utterances)" in text and "## test_with_reverb (3 utterances)" in text
@@ -205,8 +340,12 @@ def test_l3das23_data_prep(tmp_path, mics, channels):
     train_spk = set(read_table(out / "train" / "utt2spk").values())
     valid_spk = set(read_table(out / "valid" / "utt2spk").values())
     assert len(valid_spk) == 1 and len(train_spk) == 3 and not train_spk & valid_spk
-    assert sorted(read_table(out / "test" / "wav.scp")) == ["1100-5000-0000", "1100-5000-0001", "1137-5001-0000",
-                                                              "1137-5001-0001"]
+    assert sorted(read_table(out / "test" / "wav.scp")) == [
+        "1100-5000-0000",
+        "1100-5000-0001",
+        "1137-5001-0000",
+        "1137-5001-0001",
+    ]
     assert read_table(out / "test" / "text")["1137-5001-0001"] == "WORDS OF 1137-5001-0001"
     wav = read_table(out / "test" / "wav.scp")["1100-5000-0000"]
     if mics == "A":
@@ -221,9 +360,13 @@ def test_l3das23_data_prep(tmp_path, mics, channels):
 def test_l3das23_missing_label_is_named(tmp_path):
     db = make_l3das23(tmp_path / "L3DAS23")
     (db / "L3DAS23_Task1_dev" / "labels" / "1137-5001-0000.wav").unlink()
-    proc = subprocess.run([str(ROOT / "egs" / "l3das23" / "local" / "data.sh"), "--db_dir", str(db),
-                           "--out_dir", str(tmp_path / "data")], capture_output=True, text=True, env=_env(),
-                          cwd=ROOT / "egs" / "l3das23")
+    proc = subprocess.run(
+        [str(ROOT / "egs" / "l3das23" / "local" / "data.sh"), "--db_dir", str(db), "--out_dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "l3das23",
+    )
     assert proc.returncode == 1
     assert "data/1137-5001-0000_A.wav: no target 1137-5001-0000.wav in" in proc.stderr
     assert not (tmp_path / "data" / "test").exists()
@@ -232,8 +375,23 @@ def test_l3das23_missing_label_is_named(tmp_path):
 def test_l3das23_recipe_tiny(tmp_path):
     db = make_l3das23(tmp_path / "L3DAS23")
     exp = tmp_path / "exp"
-    run_in("l3das23", "run.sh", "--db_dir", str(db), "--datadir", str(tmp_path / "data"), "--exp", str(exp),
-           "--conf_tag", "tiny", "--metrics", TINY_METRICS + ",l3das23", "--data_opts", "--nj 1", *TINY_REPORT)
+    run_in(
+        "l3das23",
+        "run.sh",
+        "--db_dir",
+        str(db),
+        "--datadir",
+        str(tmp_path / "data"),
+        "--exp",
+        str(exp),
+        "--conf_tag",
+        "tiny",
+        "--metrics",
+        TINY_METRICS + ",l3das23",
+        "--data_opts",
+        "--nj 1",
+        *TINY_REPORT,
+    )
     assert results_rows(exp)[:4] == ["noisy", "teacher_dpdcrn", "student_dpdcrn", "student_kd_i2srf_tfckd"]
     assert "L3DAS23 unavailable: no ASR model" in (exp / "RESULTS.md").read_text()
     enhanced = read_table(exp / "student_kd_i2srf_tfckd" / "enhanced" / "test" / "wav.scp")
@@ -245,8 +403,11 @@ def test_voxceleb1_data_prep(tmp_path):
     out = tmp_path / "data"
     run_in("voxceleb1", "local/data.sh", "--db_dir", str(db), "--out_dir", str(out))
     for subset in ("train", "valid", "test"):
-        proc = subprocess.run([str(ROOT / "utils" / "validate_data_dir.sh"), "--no-spk1", str(out / subset)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(ROOT / "utils" / "validate_data_dir.sh"), "--no-spk1", str(out / subset)],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
     spk = {s: set(read_table(out / s / "utt2spk").values()) for s in ("train", "valid", "test")}
     assert spk["train"] == spk["valid"] == {"id10001", "id10002", "id10003"} and spk["test"] == {"id10270", "id10271"}
@@ -266,7 +427,11 @@ def test_voxceleb1_data_prep(tmp_path):
     # a trial naming a missing file: file and line in the error
     with open(db / "veri_test2.txt", "a") as f:
         f.write("1 id10270/nope/00001.wav id10271/nope/00002.wav\n")
-    proc = subprocess.run([str(ROOT / "egs" / "voxceleb1" / "local" / "data.sh"), "--db_dir", str(db), "--out_dir",
-                           str(tmp_path / "d2")], capture_output=True, text=True, env=_env(),
-                          cwd=ROOT / "egs" / "voxceleb1")
+    proc = subprocess.run(
+        [str(ROOT / "egs" / "voxceleb1" / "local" / "data.sh"), "--db_dir", str(db), "--out_dir", str(tmp_path / "d2")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT / "egs" / "voxceleb1",
+    )
     assert proc.returncode == 1 and "veri_test2.txt:29: id10270/nope/00001.wav is not in" in proc.stderr

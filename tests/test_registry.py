@@ -1,4 +1,5 @@
 """One registry helper names everything a config can name; typos list the known names."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,15 +29,18 @@ def test_register_build_and_refuse_a_second_registration():
         reg["doubel"]
 
 
-@pytest.mark.parametrize("registry, kind, names", [
-    (MODELS, "model", {"dccrn", "uformer", "manner", "dpdcrn", "ecapa_tdnn"}),
-    (KD_TERMS, "KD method", {"output", "at", "fitnet", "mtakd", "atkl", "mvat", "tfckd", "i2srf_tfckd", "imlkd"}),
-    (LOSSES, "loss", {"sisnr", "snr", "l1_mrstft"}),
-    (OPTIMIZERS, "optimizer", {"adam", "adamw", "sgd"}),
-    (SCHEDULERS, "scheduler", {"plateau", "cosine", "step", "onecycle", "none"}),
-    (HEADS, "head", {"aam"}),
-    (TASKS, "task", {"enh", "sv"}),
-])
+@pytest.mark.parametrize(
+    "registry, kind, names",
+    [
+        (MODELS, "model", {"dccrn", "uformer", "manner", "dpdcrn", "ecapa_tdnn"}),
+        (KD_TERMS, "KD method", {"output", "at", "fitnet", "mtakd", "atkl", "mvat", "tfckd", "i2srf_tfckd", "imlkd"}),
+        (LOSSES, "loss", {"sisnr", "snr", "l1_mrstft"}),
+        (OPTIMIZERS, "optimizer", {"adam", "adamw", "sgd"}),
+        (SCHEDULERS, "scheduler", {"plateau", "cosine", "step", "onecycle", "none"}),
+        (HEADS, "head", {"aam"}),
+        (TASKS, "task", {"enh", "sv"}),
+    ],
+)
 def test_every_config_section_names_through_one_registry(registry, kind, names):
     assert isinstance(registry, Registry) and registry.kind == kind
     assert names <= set(registry)
@@ -56,8 +60,9 @@ def test_optimizer_and_scheduler_builders_keep_their_arguments():
     assert is_per_step("onecycle") and not is_per_step("cosine")  # the builder says how it steps
 
 
-@pytest.mark.parametrize("name, monitor, mode, good, bad", [("enh", None, "max", 12.0, 11.0),
-                                                          ("sv", "valid_eer", "min", 2.0, 3.0)])
+@pytest.mark.parametrize(
+    "name, monitor, mode, good, bad", [("enh", None, "max", 12.0, 11.0), ("sv", "valid_eer", "min", 2.0, 3.0)]
+)
 def test_each_task_names_its_monitored_score_and_direction(name, monitor, mode, good, bad):
     """The loop asks the task which way is better: SI-SNR up, EER down; NaN (a diverged model) never best."""
     task = object.__new__(TASKS[name])  # no datasets needed for the rule

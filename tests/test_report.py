@@ -1,4 +1,5 @@
 """The report: KD students paired with their own baseline and teacher, gains, gap closed, seeds."""
+
 from __future__ import annotations
 
 import json
@@ -10,23 +11,45 @@ from sekd.bin.report import kd_table, main, table
 from sekd.bin.report_rows import collect, gains
 
 
-def _system(exp: Path, name: str, role: str | None, pesq: float, sisdr: float, model=("dccrn", {"w": 1}),
-            teacher: str | None = None, group: str | None = None, seed: int | None = 0,
-            baseline: str | None = None) -> None:
+def _system(
+    exp: Path,
+    name: str,
+    role: str | None,
+    pesq: float,
+    sisdr: float,
+    model=("dccrn", {"w": 1}),
+    teacher: str | None = None,
+    group: str | None = None,
+    seed: int | None = 0,
+    baseline: str | None = None,
+) -> None:
     """A scored system, and its row in exp/plan.json (as sekd.bin.plan writes it) unless ``role`` is None."""
     d = exp / name / "scoring" / "test"
     d.mkdir(parents=True)
     metrics = {"pesq_wb": {"mean": pesq, "failed": 0}, "sisdr": {"mean": sisdr, "failed": 0}}
     (d / "result.json").write_text(json.dumps({"num_utts": 4, "metrics": metrics}))
     if role:
-        info = {"role": role, "model_name": model[0], "model_args": model[1], "num_params": 1000,
-                "kd": [name.split("_kd_")[1].split("_seed")[0]] if role == "kd" else [],
-                "teacher": f"exp/{teacher}/checkpoints/best.pt" if teacher else None}
+        info = {
+            "role": role,
+            "model_name": model[0],
+            "model_args": model[1],
+            "num_params": 1000,
+            "kd": [name.split("_kd_")[1].split("_seed")[0]] if role == "kd" else [],
+            "teacher": f"exp/{teacher}/checkpoints/best.pt" if teacher else None,
+        }
         (exp / name / "model_info.json").write_text(json.dumps(info))
         plan = exp / "plan.json"
         systems = json.loads(plan.read_text())["systems"] if plan.exists() else []
-        systems.append({"kind": {"kd": "distill"}.get(role, role), "system": name, "group": group or name,
-                        "seed": None if role == "teacher" else seed, "teacher": teacher, "baseline": baseline})
+        systems.append(
+            {
+                "kind": {"kd": "distill"}.get(role, role),
+                "system": name,
+                "group": group or name,
+                "seed": None if role == "teacher" else seed,
+                "teacher": teacher,
+                "baseline": baseline,
+            }
+        )
         plan.write_text(json.dumps({"systems": systems}))
 
 
@@ -40,17 +63,41 @@ def exp(tmp_path: Path) -> Path:
     _system(exp, "student_seed1", "student", 1.8, 10.0, group="student", seed=1)
     _system(exp, "student_manner", "student", 2.0, 11.0, model=("manner", {"h": 6}))
     _system(exp, "student_kd_at", "kd", 1.8, 10.0, teacher="teacher", baseline="student")
-    _system(exp, "student_kd_at_seed1", "kd", 1.8, 11.0, teacher="teacher", group="student_kd_at", seed=1,
-            baseline="student_seed1")
-    _system(exp, "student_kd_mvat", "kd", 1.9, 12.0, model=("manner", {"h": 6}), teacher="teacher_manner",
-            baseline="student_manner")
+    _system(
+        exp,
+        "student_kd_at_seed1",
+        "kd",
+        1.8,
+        11.0,
+        teacher="teacher",
+        group="student_kd_at",
+        seed=1,
+        baseline="student_seed1",
+    )
+    _system(
+        exp,
+        "student_kd_mvat",
+        "kd",
+        1.9,
+        12.0,
+        model=("manner", {"h": 6}),
+        teacher="teacher_manner",
+        baseline="student_manner",
+    )
     return exp
 
 
 def test_seeds_merge_and_kd_pairs_with_its_own_baseline(exp):
     rows = {r["system"]: r for r in collect(exp, "test")}
-    assert set(rows) == {"noisy", "teacher", "teacher_manner", "student", "student_manner", "student_kd_at",
-                         "student_kd_mvat"}
+    assert set(rows) == {
+        "noisy",
+        "teacher",
+        "teacher_manner",
+        "student",
+        "student_manner",
+        "student_kd_at",
+        "student_kd_mvat",
+    }
     assert rows["student"]["seeds"] == 2 and rows["student"]["metrics"]["pesq_wb"] == pytest.approx(1.7)
     assert rows["student"]["spread"]["sisdr"] == pytest.approx(0.7071, abs=1e-4)  # sample std of 9, 10
     assert rows["student_kd_at"]["baseline"] == "student"
@@ -96,8 +143,19 @@ def test_training_time_and_summary_come_from_model_info(tmp_path, capsys):
     d = tmp_path / "student"
     d.mkdir()
     (d / "train.log").write_text("2026-01-01 10:00:00 training\n2026-01-01 10:30:00 epoch 2 done: valid SI-SNR 9 dB\n")
-    (d / "model_info.json").write_text(json.dumps({"role": "student", "train_seconds": 450.0, "history": [
-        {"epoch": 1, "valid_sisnr": 8.0}, {"epoch": 2, "valid_sisnr": 9.5}, {"epoch": 3, "valid_sisnr": 9.25}]}))
+    (d / "model_info.json").write_text(
+        json.dumps(
+            {
+                "role": "student",
+                "train_seconds": 450.0,
+                "history": [
+                    {"epoch": 1, "valid_sisnr": 8.0},
+                    {"epoch": 2, "valid_sisnr": 9.5},
+                    {"epoch": 3, "valid_sisnr": 9.25},
+                ],
+            }
+        )
+    )
     assert main(["--summary", str(d)]) == 0
     assert capsys.readouterr().out.strip() == "best validation SI-SNR 9.50 dB at epoch 2 of 3, 7.5 min"
     from sekd.bin.report_rows import _system_row
@@ -133,8 +191,13 @@ def test_unavailable_metric_is_text_not_a_number_and_best_is_bold(exp):
     for name in ("noisy", "teacher"):
         result = exp / name / "scoring" / "test" / "result.json"
         summary = json.loads(result.read_text())
-        summary["metrics"]["l3das23"] = {"mean": None, "std": None, "n": 0, "failed": 0,
-                                         "unavailable": "no ASR model given"}
+        summary["metrics"]["l3das23"] = {
+            "mean": None,
+            "std": None,
+            "n": 0,
+            "failed": 0,
+            "unavailable": "no ASR model given",
+        }
         result.write_text(json.dumps(summary))
     assert main(["--exp_dir", str(exp), "--no_plots"]) == 0
     md = (exp / "RESULTS.md").read_text()
@@ -152,8 +215,11 @@ def test_systems_of_one_model_config_are_profiled_once(tmp_path, monkeypatch):
     import sekd.models.profile as profile
 
     calls = []
-    monkeypatch.setattr(profile, "profile_model", lambda name, args, seconds: calls.append((name, args, seconds))
-                        or {"params": len(calls)})
+    monkeypatch.setattr(
+        profile,
+        "profile_model",
+        lambda name, args, seconds: calls.append((name, args, seconds)) or {"params": len(calls)},
+    )
     monkeypatch.setattr(report, "_COST_CACHE", {})
     dirs = {}
     for name, width in (("student", 1), ("student_kd_at", 1), ("teacher", 4)):

@@ -1,4 +1,5 @@
 """Simulated rooms and FOA (sekd.data.synth.room), the FOA mini corpus, and egs/mini_foa end to end."""
+
 from __future__ import annotations
 
 import json
@@ -124,8 +125,10 @@ def test_render_is_deterministic_and_target_is_aligned_with_w():
         g = sample_room(np.random.default_rng(100 + seed))
         o = render_scene(speech, [noise], g, RATE, np.random.default_rng(seed))
         w, t = o["speech"][0], o["target"]
-        xc = {lag: float(np.dot(w[max(lag, 0): RATE + min(lag, 0)], t[max(-lag, 0): RATE - max(lag, 0)]))
-              for lag in range(-20, 21)}
+        xc = {
+            lag: float(np.dot(w[max(lag, 0) : RATE + min(lag, 0)], t[max(-lag, 0) : RATE - max(lag, 0)]))
+            for lag in range(-20, 21)
+        }
         assert max(xc, key=xc.get) == 0, (seed, g)
 
 
@@ -161,8 +164,17 @@ def test_foa_utterance_and_corpus(tmp_path):
     from sekd.data.synth.mini_corpus import render_foa_utterance
 
     out = tmp_path / "foa"
-    opts = dict(num_train=2, num_valid=1, num_test=1, num_train_speakers=1, num_valid_speakers=1,
-                num_test_speakers=1, num_babble_speakers=3, noise_types=["pink", "babble"], nj=1)
+    opts = dict(
+        num_train=2,
+        num_valid=1,
+        num_test=1,
+        num_train_speakers=1,
+        num_valid_speakers=1,
+        num_test_speakers=1,
+        num_babble_speakers=3,
+        noise_types=["pink", "babble"],
+        nj=1,
+    )
     summary = make_mini_corpus(out, seed=3, array="foa", **opts)
     assert summary["train"]["utterances"] == 2
     params = json.loads((out / ".params.json").read_text())
@@ -215,14 +227,24 @@ def test_mini_foa_recipe_end_to_end(tmp_path):
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["VIRTUAL_ENV"] = str(Path(sys.executable).parents[1])
-    args = ["--datadir", str(data), "--exp", str(exp),
-            "--data_opts", "--num_train 6 --num_valid 2 --num_test 2 --num_train_speakers 2 "
-                           "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
-            "--train_opts", "--train.max_epochs 1 --train.steps_per_epoch 2 --data.batch_size 2 "
-                            "--train.num_threads 1",
-            "--metrics", "pesq_wb,stoi,sisdr", "--report_opts", "--profile_seconds 0.25"]
-    proc = subprocess.run([str(ROOT / "egs" / "mini_foa" / "run.sh"), *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    args = [
+        "--datadir",
+        str(data),
+        "--exp",
+        str(exp),
+        "--data_opts",
+        "--num_train 6 --num_valid 2 --num_test 2 --num_train_speakers 2 "
+        "--num_valid_speakers 1 --num_test_speakers 1 --nj 1",
+        "--train_opts",
+        "--train.max_epochs 1 --train.steps_per_epoch 2 --data.batch_size 2 --train.num_threads 1",
+        "--metrics",
+        "pesq_wb,stoi,sisdr",
+        "--report_opts",
+        "--profile_seconds 0.25",
+    ]
+    proc = subprocess.run(
+        [str(ROOT / "egs" / "mini_foa" / "run.sh"), *args], capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sf.info(data.joinpath("test", "wav.scp").read_text().split()[1]).channels == 4
     results = (exp / "RESULTS.md").read_text()

@@ -1,4 +1,5 @@
 """Frame-by-frame DCCRN inference equals offline inference; sekd-enhance --streaming uses it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,8 @@ def test_streaming_equals_offline(args):
     # One step at a time: every call returns hop samples, lagging the input by win - hop.
     stream.reset(2)
     hop, lag = stream.hop, stream.left
-    out = torch.cat([stream.step(x[:, i:i + hop]) for i in range(0, 10 * hop, hop)], -1)
-    assert (out[:, lag:] - offline[:, :10 * hop - lag]).abs().max().item() <= 1e-5
+    out = torch.cat([stream.step(x[:, i : i + hop]) for i in range(0, 10 * hop, hop)], -1)
+    assert (out[:, lag:] - offline[:, : 10 * hop - lag]).abs().max().item() <= 1e-5
     assert stream.algorithmic_latency == model.algorithmic_latency == model.stft.win_len
 
 
@@ -97,8 +98,8 @@ def test_dpdcrn_streaming_equals_offline(args):
     assert (stream.process(x) - offline).abs().max().item() <= 1e-4
     stream.reset(2)
     hop, lag = stream.hop, stream.left
-    out = torch.cat([stream.step(x[..., i:i + hop]) for i in range(0, 12 * hop, hop)], -1)
-    assert (out[:, lag:] - offline[:, :12 * hop - lag]).abs().max().item() <= 1e-4
+    out = torch.cat([stream.step(x[..., i : i + hop]) for i in range(0, 12 * hop, hop)], -1)
+    assert (out[:, lag:] - offline[:, : 12 * hop - lag]).abs().max().item() <= 1e-4
     assert stream.algorithmic_latency == model.algorithmic_latency == 512
     with pytest.raises(ValueError, match=r"a step takes \[B, " + str(c)):
         stream.step(x[:, :, :100])

@@ -1,5 +1,6 @@
 """Speaker verification foundations: ECAPA-TDNN (sizes, shapes, filterbank), AAM-softmax,
 integrated gradients (completeness), cosine scoring and AS-norm, embeddings through kaldiio."""
+
 from __future__ import annotations
 
 import math
@@ -16,17 +17,23 @@ from sekd.sv.integrated_gradients import METHODS, riemann_points
 
 
 def tiny_ecapa(**args) -> nn.Module:
-    return build_model("ecapa_tdnn", **{**dict(channels=32, mfa_channels=48, se_bottleneck=8,
-                                               attention_bottleneck=8, embed_dim=16), **args})
+    return build_model(
+        "ecapa_tdnn",
+        **{**dict(channels=32, mfa_channels=48, se_bottleneck=8, attention_bottleneck=8, embed_dim=16), **args},
+    )
 
 
 # --- ECAPA-TDNN -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset,expected", [
-    ("ecapa_c1024", 14.65e6),  # WeSpeaker ECAPA_TDNN_GLOB_c1024, 192-d (without the final BN: 384 fewer)
-    ("ecapa_c512", 6.19e6),    # WeSpeaker ECAPA_TDNN_GLOB_c512
-    ("ecapa_c256", 3.33e6),    # sekd's smaller student (counted by hand from the layer sizes)
-])
+
+@pytest.mark.parametrize(
+    "preset,expected",
+    [
+        ("ecapa_c1024", 14.65e6),  # WeSpeaker ECAPA_TDNN_GLOB_c1024, 192-d (without the final BN: 384 fewer)
+        ("ecapa_c512", 6.19e6),  # WeSpeaker ECAPA_TDNN_GLOB_c512
+        ("ecapa_c256", 3.33e6),  # sekd's smaller student (counted by hand from the layer sizes)
+    ],
+)
 def test_paper_sizes(preset, expected):
     name, args = SV_PRESETS[preset]
     model = build_model(name, **args)
@@ -64,7 +71,7 @@ def _numpy_fbank(x: np.ndarray, mean_norm: bool = True) -> np.ndarray:
     n_frames = 1 + (len(y) - 512) // 160
     win = np.zeros(512)
     win[56:456] = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(400) / 400)
-    frames = np.stack([y[i * 160:i * 160 + 512] * win for i in range(n_frames)])
+    frames = np.stack([y[i * 160 : i * 160 + 512] * win for i in range(n_frames)])
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # [T', 257]
     mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
     inv = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
@@ -72,7 +79,7 @@ def _numpy_fbank(x: np.ndarray, mean_norm: bool = True) -> np.ndarray:
     hz = np.arange(257) * 8000 / 256
     bank = np.zeros((80, 257))
     for k in range(80):
-        lo, c, hi = pts[k:k + 3]
+        lo, c, hi = pts[k : k + 3]
         bank[k] = np.maximum(0, np.minimum((hz - lo) / (c - lo), (hi - hz) / (hi - c)))
     out = np.log(power @ bank.T + 1e-6).T  # [80, T']
     return out - out.mean(axis=1, keepdims=True) if mean_norm else out
@@ -97,6 +104,7 @@ def test_fbank_matches_numpy_reference_and_puts_1khz_where_the_mel_scale_says():
 
 
 # --- AAM-softmax --------------------------------------------------------------------------------
+
 
 def test_aam_without_margin_is_cross_entropy_and_margin_raises_the_loss():
     torch.manual_seed(0)
@@ -130,6 +138,7 @@ def test_aam_target_logit_past_pi_minus_m():
 
 # --- integrated gradients -------------------------------------------------------------------------
 
+
 def _tiny_mlp() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 1), nn.Tanh()).double()
@@ -159,8 +168,7 @@ def test_integrated_gradients_chunking_default_baseline_and_no_grad_to_f():
     f = _tiny_mlp()
     x = torch.randn(3, 5, dtype=torch.float64)
     a = integrated_gradients(lambda z: f(z), x, steps=10, chunk_size=3)  # [N, 1] output accepted
-    b = integrated_gradients(lambda z: f(z)[:, 0], x, torch.zeros(3, 5, dtype=torch.float64), steps=10,
-                             chunk_size=None)
+    b = integrated_gradients(lambda z: f(z)[:, 0], x, torch.zeros(3, 5, dtype=torch.float64), steps=10, chunk_size=None)
     assert torch.allclose(a, b)
     assert not a.requires_grad and all(p.grad is None for p in f.parameters())
     with torch.no_grad():  # works from a no_grad caller (a frozen teacher)
@@ -192,6 +200,7 @@ def test_integrated_gradients_on_ecapa_filterbank():
 
 
 # --- scoring ---------------------------------------------------------------------------------------
+
 
 def test_cosine_scoring_of_hand_made_embeddings():
     emb = {"a": np.array([1.0, 0.0]), "b": np.array([1.0, 1.0]), "c": np.array([0.0, 2.0])}

@@ -1,5 +1,6 @@
 """Speaker verification in the one training loop: AAM head, EER validation, checkpoints with the head,
 exact resume, the SV KD terms (logit_kd, embedding_kd, imlkd), embedding extraction through kaldiio."""
+
 from __future__ import annotations
 
 import copy
@@ -28,10 +29,13 @@ def sv_data(tmp_path_factory):
 
 
 def _config(path, **sections):
-    cfg = {"model": copy.deepcopy(TINY_ECAPA), "data": {"segment": 0.5, "batch_size": 4},
-           "loss": {"name": "aam", "margin": 0.2, "scale": 30},
-           "scheduler": {"name": "none"},
-           "train": {"max_epochs": 2, "save_every_steps": 2, "log_every_steps": 2, "num_threads": 1}}
+    cfg = {
+        "model": copy.deepcopy(TINY_ECAPA),
+        "data": {"segment": 0.5, "batch_size": 4},
+        "loss": {"name": "aam", "margin": 0.2, "scale": 30},
+        "scheduler": {"name": "none"},
+        "train": {"max_epochs": 2, "save_every_steps": 2, "log_every_steps": 2, "num_threads": 1},
+    }
     for k, v in sections.items():
         cfg.setdefault(k, {}).update(v)
     path.write_text(yaml.safe_dump(cfg))
@@ -41,8 +45,19 @@ def _config(path, **sections):
 def _train(conf, data, out, *extra, kd=None, teacher=None):
     from sekd.bin import distill, train
 
-    args = ["--config", str(conf), "--train_dir", str(data[0]), "--valid_dir", str(data[1]), "--out_dir", str(out),
-            "--progress", "off", *extra]
+    args = [
+        "--config",
+        str(conf),
+        "--train_dir",
+        str(data[0]),
+        "--valid_dir",
+        str(data[1]),
+        "--out_dir",
+        str(out),
+        "--progress",
+        "off",
+        *extra,
+    ]
     if kd:
         return distill.main(args + ["--kd_config", str(kd), "--teacher", str(teacher)])
     return train.main(args)
@@ -123,10 +138,24 @@ def test_sv_model_needs_the_aam_loss(sv_data, tmp_path, capsys):
 def test_distillation_with_the_three_sv_terms(sv_data, teacher, tmp_path):
     conf = _config(tmp_path / "s.yaml")
     kd = tmp_path / "kd.yaml"
-    kd.write_text(yaml.safe_dump({"data": {"crop_slots": 1}, "kd": {"terms": [
-        {"name": "logit_kd", "weight": 0.5, "args": {"temperature": 2.0}},
-        {"name": "embedding_kd", "weight": 1.0},  # 12 -> 12 dimensions: no adapter
-        {"name": "imlkd", "weight": 1.0, "args": {"durations": ["full", 0.25], "steps": 2, "cache": True}}]}}))
+    kd.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"crop_slots": 1},
+                "kd": {
+                    "terms": [
+                        {"name": "logit_kd", "weight": 0.5, "args": {"temperature": 2.0}},
+                        {"name": "embedding_kd", "weight": 1.0},  # 12 -> 12 dimensions: no adapter
+                        {
+                            "name": "imlkd",
+                            "weight": 1.0,
+                            "args": {"durations": ["full", 0.25], "steps": 2, "cache": True},
+                        },
+                    ]
+                },
+            }
+        )
+    )
     before = torch.load(teacher / "checkpoints" / "best.pt", weights_only=False)["state_dict"]
     assert _train(conf, sv_data, tmp_path / "kd", kd=kd, teacher=teacher / "checkpoints" / "best.pt") == 0
     after = torch.load(teacher / "checkpoints" / "best.pt", weights_only=False)["state_dict"]
@@ -143,6 +172,7 @@ def test_distillation_with_the_three_sv_terms(sv_data, teacher, tmp_path):
 
 
 # --- the KD terms on their own -------------------------------------------------------------------
+
 
 def _pair():
     torch.manual_seed(0)
@@ -161,8 +191,20 @@ def _ctx(term, teacher, student, head, wav, labels, crop_ids=None):
         emb = student(wav)
     with torch.no_grad():
         t_emb = teacher(wav)
-    return KDContext(wav, None, emb, t_emb, taps.features, {}, labels=labels, teacher_model=teacher,
-                     student_model=student, teacher_head=head, teacher_logits=head.logits(t_emb), crop_ids=crop_ids)
+    return KDContext(
+        wav,
+        None,
+        emb,
+        t_emb,
+        taps.features,
+        {},
+        labels=labels,
+        teacher_model=teacher,
+        student_model=student,
+        teacher_head=head,
+        teacher_logits=head.logits(t_emb),
+        crop_ids=crop_ids,
+    )
 
 
 @pytest.mark.parametrize("space", ["embedding", "frames"])
@@ -178,8 +220,9 @@ def test_imlkd_gradients_reach_the_student_and_never_the_teacher(space):
     loss.backward()
     # embedding: every student layer (the segments go through its pooling and embedding layers again);
     # frames: those upstream of the tapped MFA output, and the predictor
-    names = (("layer1", "layer2", "layer4", "mfa")
-             + (("pooling", "pool_bn", "embedding") if space == "embedding" else ()))
+    names = ("layer1", "layer2", "layer4", "mfa") + (
+        ("pooling", "pool_bn", "embedding") if space == "embedding" else ()
+    )
     for name in names:
         grads = [p.grad for p in student.get_submodule(name).parameters()]
         assert all(g is not None and g.abs().sum() > 0 for g in grads), name
@@ -212,7 +255,11 @@ def test_imlkd_cache_needs_recurring_crops_and_skips_the_teacher():
 def test_imlkd_segments_and_levels():
     # 2 s at 16 kHz: the crop, two 1 s halves, four 0.5 s quarters (capped at max_segments = 4)
     assert segment_plan(32000, ["full", 1.0, 0.5, 0.25], 16000, 4) == [
-        (32000, [0]), (16000, [0, 16000]), (8000, [0, 8000, 16000, 24000]), (4000, [0, 9333, 18667, 28000])]
+        (32000, [0]),
+        (16000, [0, 16000]),
+        (8000, [0, 8000, 16000, 24000]),
+        (4000, [0, 9333, 18667, 28000]),
+    ]
     assert segment_plan(8000, ["full", 1.0], 16000, 4) == [(8000, [0])]  # longer than the crop: the crop
     r = torch.randn(6, 5)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
@@ -256,6 +303,7 @@ def test_embedding_kd_known_values_and_adapter():
 
 # --- extraction and scoring ------------------------------------------------------------------------
 
+
 def test_embedding_extraction_round_trip_through_kaldiio(teacher, sv_data, tmp_path):
     import kaldiio
     import soundfile as sf
@@ -265,8 +313,9 @@ def test_embedding_extraction_round_trip_through_kaldiio(teacher, sv_data, tmp_p
 
     out = tmp_path / "emb"
     ckpt = teacher / "checkpoints" / "best.pt"
-    assert extract_embeddings.main(["--checkpoint", str(ckpt), "--data_dir", str(sv_data[1]), "--out_dir",
-                                    str(out)]) == 0
+    assert (
+        extract_embeddings.main(["--checkpoint", str(ckpt), "--data_dir", str(sv_data[1]), "--out_dir", str(out)]) == 0
+    )
     back = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
     wavs = dict(line.split() for line in (sv_data[1] / "wav.scp").read_text().splitlines())
     assert sorted(back) == sorted(wavs) and float((out / "rtf").read_text()) > 0
@@ -277,18 +326,49 @@ def test_embedding_extraction_round_trip_through_kaldiio(teacher, sv_data, tmp_p
         np.testing.assert_allclose(back[key], direct, rtol=1e-5, atol=1e-6)
     assert not list(out.glob(".*tmp*"))  # nothing half-written left behind
     # cosine scoring from the scp: the EER the trainer validated with
-    assert score_sv.main(["--trials", str(sv_data[1] / "trials"), "--embeddings", str(out / "embeddings.scp"),
-                          "--out_dir", str(tmp_path / "scoring")]) == 0
+    assert (
+        score_sv.main(
+            [
+                "--trials",
+                str(sv_data[1] / "trials"),
+                "--embeddings",
+                str(out / "embeddings.scp"),
+                "--out_dir",
+                str(tmp_path / "scoring"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "scoring" / "result.json").read_text())
     best = torch.load(ckpt, weights_only=False)["best_valid_eer"]
     assert result["metrics"]["eer"]["mean"] == pytest.approx(best, abs=1e-6)
     assert result["scoring"] == {"method": "cosine"} and (tmp_path / "scoring" / "scores").exists()
     # AS-norm against the training speakers' mean embeddings
-    assert extract_embeddings.main(["--checkpoint", str(ckpt), "--data_dir", str(sv_data[0]), "--out_dir",
-                                    str(tmp_path / "cohort")]) == 0
-    assert score_sv.main(["--trials", str(sv_data[1] / "trials"), "--embeddings", str(out / "embeddings.scp"),
-                          "--cohort", str(tmp_path / "cohort" / "embeddings.scp"), "--cohort_utt2spk",
-                          str(sv_data[0] / "utt2spk"), "--top_n", "2", "--out_dir", str(tmp_path / "asnorm")]) == 0
+    assert (
+        extract_embeddings.main(
+            ["--checkpoint", str(ckpt), "--data_dir", str(sv_data[0]), "--out_dir", str(tmp_path / "cohort")]
+        )
+        == 0
+    )
+    assert (
+        score_sv.main(
+            [
+                "--trials",
+                str(sv_data[1] / "trials"),
+                "--embeddings",
+                str(out / "embeddings.scp"),
+                "--cohort",
+                str(tmp_path / "cohort" / "embeddings.scp"),
+                "--cohort_utt2spk",
+                str(sv_data[0] / "utt2spk"),
+                "--top_n",
+                "2",
+                "--out_dir",
+                str(tmp_path / "asnorm"),
+            ]
+        )
+        == 0
+    )
     asnorm = json.loads((tmp_path / "asnorm" / "result.json").read_text())
     assert asnorm["scoring"] == {"method": "asnorm", "top_n": 2, "cohort": 4, "subtract_mean": False}
 
@@ -296,12 +376,34 @@ def test_embedding_extraction_round_trip_through_kaldiio(teacher, sv_data, tmp_p
 def test_scoring_names_a_missing_embedding(teacher, sv_data, tmp_path, capsys):
     from sekd.bin import extract_embeddings, score_sv
 
-    assert extract_embeddings.main(["--checkpoint", str(teacher / "checkpoints" / "best.pt"), "--data_dir",
-                                    str(sv_data[1]), "--out_dir", str(tmp_path / "e")]) == 0
+    assert (
+        extract_embeddings.main(
+            [
+                "--checkpoint",
+                str(teacher / "checkpoints" / "best.pt"),
+                "--data_dir",
+                str(sv_data[1]),
+                "--out_dir",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     trials = tmp_path / "trials"
     trials.write_text("spk00-u00 spk01-u00 nontarget\nghost spk00-u01 target\n")
-    assert score_sv.main(["--trials", str(trials), "--embeddings", str(tmp_path / "e" / "embeddings.scp"),
-                          "--out_dir", str(tmp_path / "s")]) == 1
+    assert (
+        score_sv.main(
+            [
+                "--trials",
+                str(trials),
+                "--embeddings",
+                str(tmp_path / "e" / "embeddings.scp"),
+                "--out_dir",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "embeddings.scp: no embedding for 1 enrollment utterance(s)" in err and "'ghost'" in err
     assert not (tmp_path / "s").exists()

@@ -1,4 +1,5 @@
 """The mini corpus generator: eSpeak NG speech, noise types, mixing, determinism."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ def test_tts_speaks():
     speech = synthesize("the quick brown fox jumps over the lazy dog", Speaker("en-us", "m1"))
     assert speech.dtype == np.float32 and speech.ndim == 1
     assert 1.0 < len(speech) / RATE < 5.0
-    assert np.sqrt(np.mean(speech ** 2)) > 1e-3
+    assert np.sqrt(np.mean(speech**2)) > 1e-3
     # Voiced speech: most energy below 4 kHz.
     spec = np.abs(np.fft.rfft(speech)) ** 2
     freqs = np.fft.rfftfreq(len(speech), 1 / RATE)
@@ -87,9 +88,15 @@ def test_peak_normalize_keeps_ratios():
 
 def test_babble_is_several_talkers():
     rng = np.random.default_rng(5)
-    talkers = [synthesize(t, Speaker(v, var)) for t, v, var in (
-        ("one green apple fell down", "en-us", "f1"), ("the old man sang a song", "en", "m2"),
-        ("our small boat crossed the lake", "en-029", "m7"), ("she painted a red door", "en-us-nyc", "f4"))]
+    talkers = [
+        synthesize(t, Speaker(v, var))
+        for t, v, var in (
+            ("one green apple fell down", "en-us", "f1"),
+            ("the old man sang a song", "en", "m2"),
+            ("our small boat crossed the lake", "en-029", "m7"),
+            ("she painted a red door", "en-us-nyc", "f4"),
+        )
+    ]
     x = babble_noise(RATE * 3, rng, talkers)
     assert x.shape == (RATE * 3,) and x.dtype == np.float32
     frames = np.sqrt(np.mean(x.reshape(-1, 800).astype(np.float64) ** 2, axis=1))
@@ -129,7 +136,7 @@ def test_nonstationary_tonal_and_impulsive_noises():
     assert peak > 20 * np.median(spec)
     # Clicks: sparse, heavy-tailed.
     clicks = click_noise(n, rng)
-    kurtosis = np.mean(clicks ** 4) / np.mean(clicks ** 2) ** 2
+    kurtosis = np.mean(clicks**4) / np.mean(clicks**2) ** 2
     assert kurtosis > 10  # Gaussian noise has 3
     for kind in NOISE_TYPES:
         talkers = [synthesize("one two three four", Speaker("en", "m3"))] * 3 if kind == "babble" else None
@@ -154,18 +161,22 @@ def test_speaker_pools_are_disjoint():
     assert [len(pools[k]) for k in ("train", "valid", "test")] == [40, 5, 10]
     names = list(voices)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not voices[a] & voices[b], (a, b)
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_tiny_corpus_is_deterministic_and_consistent(tmp_path):
-    kwargs = dict(seed=3, num_train=6, num_valid=2, num_test=3, num_train_speakers=3, num_valid_speakers=1,
-                  num_test_speakers=2)
+    kwargs = dict(
+        seed=3, num_train=6, num_valid=2, num_test=3, num_train_speakers=3, num_valid_speakers=1, num_test_speakers=2
+    )
     a = make_mini_corpus(tmp_path / "a" / "data", nj=1, **kwargs)
     make_mini_corpus(tmp_path / "b" / "data", nj=2, **kwargs)
     da, db = _digest(tmp_path / "a" / "data" / "wav"), _digest(tmp_path / "b" / "data" / "wav")

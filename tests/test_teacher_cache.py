@@ -1,5 +1,6 @@
 """Offline KD (kd.cache_teacher): fixed crops with ids, and the cached teacher giving the online
 loss and gradients (issue 15 item 5)."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,20 +37,33 @@ def _teacher(tmp_path):
     torch.manual_seed(11)
     model = build_model(TINY_MODEL["name"], **TINY_MODEL["args"])
     path = tmp_path / "teacher.pt"
-    save_atomic({"model_name": TINY_MODEL["name"], "model_args": TINY_MODEL["args"], "state_dict": model.state_dict(),
-                 "config": {"data": {"sample_rate": 16000}}, "num_params": 1, "role": "teacher"}, path)
+    save_atomic(
+        {
+            "model_name": TINY_MODEL["name"],
+            "model_args": TINY_MODEL["args"],
+            "state_dict": model.state_dict(),
+            "config": {"data": {"sample_rate": 16000}},
+            "num_params": 1,
+            "role": "teacher",
+        },
+        path,
+    )
     return path
 
 
-TERMS = ("[{name: output, weight: 1.0}, {name: fitnet, weight: 2.0, args: {student_layers: [encoder.1, encoder.2], "
-         "teacher_layers: [encoder.1, encoder.2], student_layout: BCFT}}]")
+TERMS = (
+    "[{name: output, weight: 1.0}, {name: fitnet, weight: 2.0, args: {student_layers: [encoder.1, encoder.2], "
+    "teacher_layers: [encoder.1, encoder.2], student_layout: BCFT}}]"
+)
 
 
 def _trainer(tmp_path, name, *overrides):
     from sekd.train.trainer import Trainer
 
-    cfg = build_config([tmp_path / "c.yaml"], ["--kd.teacher", str(_teacher(tmp_path)), "--kd.terms", TERMS,
-                                               "--data.crop_slots", "1", *overrides])
+    cfg = build_config(
+        [tmp_path / "c.yaml"],
+        ["--kd.teacher", str(_teacher(tmp_path)), "--kd.terms", TERMS, "--data.crop_slots", "1", *overrides],
+    )
     return Trainer(cfg, tmp_path / "train", tmp_path / "valid", tmp_path / name, role="kd")
 
 

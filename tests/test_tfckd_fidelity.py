@@ -4,6 +4,7 @@ demo's loss written out element by element, the fusion order (every representati
 bottleneck resolution in the shipped configs), the gate width, the calibration weights' L2
 normalisation (no collapse on scaled features), the entropies in ``last_parts``, the total
 (intra + inter, weight 1), and the switches giving sekd's values from before issue 17."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,9 +37,13 @@ def test_batch_stream_compares_utterances_frame_by_frame():
     """Demo: P_freq[b, t, b'] = (cos(A[b, :, t], A[b', :, t]) + 1) / 2, normalised over b'.
     Frame 0: u0 = u1 = [1, 0], u2 = [0, 1]; frame 1: u0 = [0, 1], u1 = [1, 0], u2 = [-1, 0]."""
     p_time, p_freq = tf_similarities(_hand_batch())  # default freq_mode: batch
-    expected = torch.tensor([[[0.4, 0.4, 0.2], [0.5, 0.25, 0.25]],
-                             [[0.4, 0.4, 0.2], [1 / 3, 2 / 3, 0.0]],
-                             [[0.25, 0.25, 0.5], [1 / 3, 0.0, 2 / 3]]])
+    expected = torch.tensor(
+        [
+            [[0.4, 0.4, 0.2], [0.5, 0.25, 0.25]],
+            [[0.4, 0.4, 0.2], [1 / 3, 2 / 3, 0.0]],
+            [[0.25, 0.25, 0.5], [1 / 3, 0.0, 2 / 3]],
+        ]
+    )
     assert p_freq.shape == (3, 2, 3)  # [B, T, B]
     torch.testing.assert_close(p_freq, expected, atol=1e-4, rtol=0)
     # the time stream of utterance 0: orthogonal frames
@@ -54,8 +59,11 @@ def test_batch_stream_compares_utterances_frame_by_frame():
 def _feats(seed: int = 0, b: int = 3, t: int = 7):
     g = torch.Generator().manual_seed(seed)
     s = [torch.randn(b, 4, t, 16, generator=g), torch.randn(b, 6, t, 8, generator=g)]
-    te = [torch.randn(b, 5, t, 16, generator=g), torch.randn(b, 4, t, 12, generator=g),
-          torch.randn(b, 2, t, 8, generator=g)]
+    te = [
+        torch.randn(b, 5, t, 16, generator=g),
+        torch.randn(b, 4, t, 12, generator=g),
+        torch.randn(b, 2, t, 8, generator=g),
+    ]
     return s, te
 
 
@@ -90,8 +98,10 @@ def test_default_weighting_is_own_and_demo_reduction_is_available():
     # own weighting: each stream's divergences by its own weights, row by row
     w, d = mean.weights_and_divergences(s, t)
     own = sum((w[k] * d[k]).mean((0, 1)).sum() for k in w) / 2
-    cross = ((w["freq"].mean(1) * d["time"].mean(1)).sum((-1, -2)).mean()
-             + (w["time"].mean(1) * d["freq"].mean(1)).sum((-1, -2)).mean()) / 2
+    cross = (
+        (w["freq"].mean(1) * d["time"].mean(1)).sum((-1, -2)).mean()
+        + (w["time"].mean(1) * d["freq"].mean(1)).sum((-1, -2)).mean()
+    ) / 2
     torch.testing.assert_close(loss, own)
     assert abs(loss.item() - cross.item()) > 1e-3 * loss.item()
 
@@ -101,8 +111,10 @@ def test_fusion_runs_in_the_listed_order_and_ends_at_the_last_layer():
     assert RecursiveFusion(2, 8)([f129, f64]).shape == (2, 8, 5, 64)  # default: forward
     assert RecursiveFusion(2, 8, order="backward")([f129, f64]).shape == (2, 8, 5, 129)  # sekd before
     # the demo's gate: 2 x 128 channels in, on both sides
-    term = build_kd_term("i2srf_tfckd", sets={"a": {"student": ["x", "y"], "teacher": ["x", "y"]},
-                                              "b": {"student": ["z"], "teacher": ["z"]}})
+    term = build_kd_term(
+        "i2srf_tfckd",
+        sets={"a": {"student": ["x", "y"], "teacher": ["x", "y"]}, "b": {"student": ["z"], "teacher": ["z"]}},
+    )
     for fuse in (term.fuse_student["a"], term.fuse_teacher["a"]):
         assert fuse.gate[0].in_channels == 256 and fuse.order == "forward" and fuse.resize == "nearest"
     with pytest.raises(ValueError, match="fusion_order"):
@@ -111,8 +123,11 @@ def test_fusion_runs_in_the_listed_order_and_ends_at_the_last_layer():
         build_kd_term("i2srf_tfckd", sets={"a": {"student": ["x"], "teacher": ["x"], "order": "forward"}})
 
 
-CONFIGS = ["egs/l3das23/conf/kd/i2srf_tfckd.yaml", "egs/mini/conf/kd/i2srf_tfckd.yaml",
-           "egs/mini_foa/conf/kd/i2srf_tfckd.yaml"]
+CONFIGS = [
+    "egs/l3das23/conf/kd/i2srf_tfckd.yaml",
+    "egs/mini/conf/kd/i2srf_tfckd.yaml",
+    "egs/mini_foa/conf/kd/i2srf_tfckd.yaml",
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -122,8 +137,9 @@ def test_shipped_configs_fuse_to_the_bottleneck(config):
     args = yaml.safe_load((ROOT / config).read_text())["kd"]["terms"][0]["args"]
     assert args["fusion_channels"] == (128 if "l3das23" in config else 16)
     term = build_kd_term("i2srf_tfckd", **args)
-    blocks = {side: 1 + max(int(p.rsplit(".", 1)[1]) for p in args["sets"]["middle"][side])
-              for side in ("student", "teacher")}
+    blocks = {
+        side: 1 + max(int(p.rsplit(".", 1)[1]) for p in args["sets"]["middle"][side]) for side in ("student", "teacher")
+    }
     noisy = torch.randn(2, 1, 4000)
     for side, fuse in (("student", term.fuse_student), ("teacher", term.fuse_teacher)):
         torch.manual_seed(0)
@@ -143,13 +159,17 @@ def test_calibration_weights_do_not_collapse_on_scaled_inputs():
     (the demo's ``Normalize``) keeps the softmax over teacher layers from collapsing onto one."""
     g = torch.Generator().manual_seed(3)
     s = [torch.randn(4, 4, 9, 8, generator=g)]
-    t = [torch.randn(4, 4, 9, 8, generator=g), torch.randn(4, 6, 9, 8, generator=g).relu(),
-         torch.randn(4, 2, 9, 16, generator=g) + 1]
+    t = [
+        torch.randn(4, 4, 9, 8, generator=g),
+        torch.randn(4, 6, 9, 8, generator=g).relu(),
+        torch.randn(4, 2, 9, 16, generator=g) + 1,
+    ]
 
     def entropies(norm: str, scale: float) -> list[float]:
         torch.manual_seed(0)
-        w, _ = CalibratedSet(1, 3, calib_norm=norm).weights_and_divergences([x * scale for x in s],
-                                                                              [x * scale for x in t])
+        w, _ = CalibratedSet(1, 3, calib_norm=norm).weights_and_divergences(
+            [x * scale for x in s], [x * scale for x in t]
+        )
         return [weight_entropy(w[k]).item() for k in ("time", "freq")]
 
     for norm in ("rows", "vector"):  # rows: the default (demo)
@@ -181,14 +201,23 @@ def test_entropies_and_parts_are_reported():
 
 
 def _i2srf_inputs(seed: int = 2):
-    sets = {"encoder": {"student": ["e0", "e1"], "teacher": ["E0", "E1", "E2"]},
-            "middle": {"student": ["m0"], "teacher": ["M0", "M1"]}}
+    sets = {
+        "encoder": {"student": ["e0", "e1"], "teacher": ["E0", "E1", "E2"]},
+        "middle": {"student": ["m0"], "teacher": ["M0", "M1"]},
+    }
     g = torch.Generator().manual_seed(seed)
-    sf = {"e0": torch.randn(3, 4, 7, 16, generator=g), "e1": torch.randn(3, 4, 7, 8, generator=g),
-          "m0": torch.randn(3, 4, 7, 8, generator=g)}
-    tf = {"E0": torch.randn(3, 6, 7, 16, generator=g), "E1": torch.randn(3, 6, 7, 8, generator=g),
-          "E2": torch.randn(3, 6, 7, 8, generator=g), "M0": torch.randn(3, 6, 7, 8, generator=g),
-          "M1": torch.randn(3, 6, 7, 8, generator=g)}
+    sf = {
+        "e0": torch.randn(3, 4, 7, 16, generator=g),
+        "e1": torch.randn(3, 4, 7, 8, generator=g),
+        "m0": torch.randn(3, 4, 7, 8, generator=g),
+    }
+    tf = {
+        "E0": torch.randn(3, 6, 7, 16, generator=g),
+        "E1": torch.randn(3, 6, 7, 8, generator=g),
+        "E2": torch.randn(3, 6, 7, 8, generator=g),
+        "M0": torch.randn(3, 6, 7, 8, generator=g),
+        "M1": torch.randn(3, 6, 7, 8, generator=g),
+    }
     out = torch.zeros(3, 10)
     return sets, KDContext(out, out, out, out, sf, tf)
 
@@ -210,14 +239,18 @@ def test_switches_give_the_values_of_sekd_before_issue_17():
     block = CalibratedSet(2, 3, bands=8, **OLD)
     g = torch.Generator().manual_seed(1)
     s = [torch.randn(3, 4, 7, 16, generator=g), torch.randn(3, 6, 7, 8, generator=g)]
-    t = [torch.randn(3, 5, 7, 16, generator=g), torch.randn(3, 4, 7, 12, generator=g),
-         torch.randn(3, 2, 7, 8, generator=g)]
+    t = [
+        torch.randn(3, 5, 7, 16, generator=g),
+        torch.randn(3, 4, 7, 12, generator=g),
+        torch.randn(3, 2, 7, 8, generator=g),
+    ]
     assert block(s, t).item() == pytest.approx(0.09001298993825912, rel=1e-5)
 
     sets, ctx = _i2srf_inputs()
     torch.manual_seed(0)
-    old = build_kd_term("i2srf_tfckd", sets=sets, fusion_channels=8, bands=8, fusion_order="backward",
-                        fusion_resize="bilinear", **OLD)
+    old = build_kd_term(
+        "i2srf_tfckd", sets=sets, fusion_channels=8, bands=8, fusion_order="backward", fusion_resize="bilinear", **OLD
+    )
     assert old(ctx).item() == pytest.approx(0.1727612018585205, rel=1e-5)
     torch.manual_seed(0)
     new = build_kd_term("i2srf_tfckd", sets=sets, fusion_channels=8, bands=8)

@@ -1,4 +1,5 @@
 """The training loop: config overrides, exact resume after SIGKILL, distillation wiring."""
+
 from __future__ import annotations
 
 import signal
@@ -30,16 +31,42 @@ def test_overrides_and_unknown_keys(tmp_path):
 
 
 def _train(tmp_path, data, out, extra=(), **popen):
-    cmd = [PYTHON, "-m", "sekd.bin.train", "--config", str(tmp_path / "c.yaml"), "--train_dir", str(data[0]),
-           "--valid_dir", str(data[1]), "--out_dir", str(out), "--train.num_threads", "1", *extra]
+    cmd = [
+        PYTHON,
+        "-m",
+        "sekd.bin.train",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--train_dir",
+        str(data[0]),
+        "--valid_dir",
+        str(data[1]),
+        "--out_dir",
+        str(out),
+        "--train.num_threads",
+        "1",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
 
 
 def test_sigkill_then_resume_gives_identical_weights(tmp_path):
     data = (make_data_dir(tmp_path / "train", 16, 1.0, seed=1), make_data_dir(tmp_path / "valid", 2, 1.0, seed=2))
-    write_config(tmp_path / "c.yaml", model={"args": {"channels": [8, 16, 16, 32], "rnn_units": 32,
-                                                      "rnn_layers": 2, "win_len": 256, "hop": 128, "n_fft": 256}},
-                 data={"segment": 1.0, "batch_size": 2}, train={"max_epochs": 3, "save_every_steps": 2})
+    write_config(
+        tmp_path / "c.yaml",
+        model={
+            "args": {
+                "channels": [8, 16, 16, 32],
+                "rnn_units": 32,
+                "rnn_layers": 2,
+                "win_len": 256,
+                "hop": 128,
+                "n_fft": 256,
+            }
+        },
+        data={"segment": 1.0, "batch_size": 2},
+        train={"max_epochs": 3, "save_every_steps": 2},
+    )
     ref = _train(tmp_path, data, tmp_path / "ref")
     assert ref.wait(timeout=300) == 0, ref.stdout.read().decode()
 
@@ -90,8 +117,21 @@ def test_checkpoint_is_self_describing(tmp_path, tiny_data):
     # The checkpoint alone enhances loose wav files: wavs of the same names and lengths in --out_dir.
     wavs = sorted((tiny_data[1] / "wav").glob("*_noisy.wav"))
     out = tmp_path / "enhanced"
-    proc = subprocess.run([PYTHON, "-m", "sekd.bin.enhance", "--checkpoint", str(tmp_path / "exp/checkpoints/best.pt"),
-                           "--out_dir", str(out), *map(str, wavs)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "sekd.bin.enhance",
+            "--checkpoint",
+            str(tmp_path / "exp/checkpoints/best.pt"),
+            "--out_dir",
+            str(out),
+            *map(str, wavs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(w.name for w in wavs)
     for wav in wavs:
@@ -104,8 +144,10 @@ def test_distillation_trains_student_only(tmp_path, tiny_data):
     write_config(tmp_path / "c.yaml", train={"max_epochs": 1})
     teacher = Trainer(build_config([tmp_path / "c.yaml"]), *map(str, tiny_data), str(tmp_path / "t"), role="teacher")
     teacher.run()
-    cfg = build_config([tmp_path / "c.yaml"], ["--kd.teacher", str(tmp_path / "t/checkpoints/best.pt"),
-                                               "--kd.terms", "[{name: output, weight: 1.0}]"])
+    cfg = build_config(
+        [tmp_path / "c.yaml"],
+        ["--kd.teacher", str(tmp_path / "t/checkpoints/best.pt"), "--kd.terms", "[{name: output, weight: 1.0}]"],
+    )
     student = Trainer(cfg, *map(str, tiny_data), str(tmp_path / "s"), role="kd")
     assert not any(p.requires_grad for p in student.teacher.parameters())
     assert not student.teacher.training
@@ -151,14 +193,25 @@ def test_kd_adapters_train_with_the_student_and_resume(tmp_path, tiny_data, monk
 
     clipped = []
     clip = trainer_module.nn.utils.clip_grad_norm_
-    monkeypatch.setattr(trainer_module.nn.utils, "clip_grad_norm_",
-                        lambda params, max_norm: clipped.append({id(p) for p in params}) or clip(params, max_norm))
+    monkeypatch.setattr(
+        trainer_module.nn.utils,
+        "clip_grad_norm_",
+        lambda params, max_norm: clipped.append({id(p) for p in params}) or clip(params, max_norm),
+    )
     write_config(tmp_path / "c.yaml", train={"max_epochs": 1, "grad_clip": 5.0})
     Trainer(build_config([tmp_path / "c.yaml"]), *map(str, tiny_data), str(tmp_path / "t"), role="teacher").run()
-    terms = ("[{name: fitnet, weight: 1.0, args: {student_layers: [encoder.1, encoder.2], "
-             "teacher_layers: [encoder.1, encoder.2]}}]")
-    overrides = ["--kd.teacher", str(tmp_path / "t/checkpoints/best.pt"), "--kd.terms", terms,
-                 "--model.args.channels", "[2, 4, 4]"]  # a narrower student: the adapters map 4 -> 8 channels
+    terms = (
+        "[{name: fitnet, weight: 1.0, args: {student_layers: [encoder.1, encoder.2], "
+        "teacher_layers: [encoder.1, encoder.2]}}]"
+    )
+    overrides = [
+        "--kd.teacher",
+        str(tmp_path / "t/checkpoints/best.pt"),
+        "--kd.terms",
+        terms,
+        "--model.args.channels",
+        "[2, 4, 4]",
+    ]  # a narrower student: the adapters map 4 -> 8 channels
     student = Trainer(build_config([tmp_path / "c.yaml"], overrides), *map(str, tiny_data), str(tmp_path / "s"))
     adapters = dict(student.kd_terms.named_parameters())
     assert adapters and adapters["0.adapters.1.weight"].shape[:2] == (8, 4)
@@ -202,14 +255,36 @@ def test_kd_grad_ratio_suggests_weights(tmp_path, tiny_data, monkeypatch, capsys
     (tmp_path / "conf").mkdir()
     write_config(tmp_path / "conf" / "teacher.yaml", train={"max_epochs": 1})
     write_config(tmp_path / "conf" / "student.yaml", model={"args": {"channels": [2, 4, 4]}})
-    Trainer(build_config([tmp_path / "conf" / "teacher.yaml"]), *map(str, tiny_data), str(tmp_path / "exp" / "teacher"),
-            role="teacher").run()
+    Trainer(
+        build_config([tmp_path / "conf" / "teacher.yaml"]),
+        *map(str, tiny_data),
+        str(tmp_path / "exp" / "teacher"),
+        role="teacher",
+    ).run()
     (tmp_path / "conf" / "kd.yaml").write_text(
         "kd:\n  terms:\n    - {name: at, weight: 1000.0, args: {student_layers: [encoder.1], "
-        "teacher_layers: [encoder.1]}}\n")
+        "teacher_layers: [encoder.1]}}\n"
+    )
     monkeypatch.chdir(tmp_path)
-    assert main(["--kd_config", "conf/kd.yaml", "--train_dir", str(tiny_data[0]), "--valid_dir", str(tiny_data[1]),
-                 "--warm_steps", "2", "--batches", "1", "--target", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "--kd_config",
+                "conf/kd.yaml",
+                "--train_dir",
+                str(tiny_data[0]),
+                "--valid_dir",
+                str(tiny_data[1]),
+                "--warm_steps",
+                "2",
+                "--batches",
+                "1",
+                "--target",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     ratio = float(out.split("gradient ratio at weight 1: ")[1].split(";")[0])
     suggested = float(out.split("weight for 0.1: ")[1].split()[0])
@@ -236,9 +311,13 @@ def test_onecycle_steps_per_batch_and_manner_loss_trains(tmp_path, tiny_data):
     max_epochs x batches per epoch; the noise-weighted l1_mrstft gets the noisy input from the loop."""
     from sekd.train.trainer import Trainer
 
-    cfg_file = write_config(tmp_path / "c.yaml", train={"max_epochs": 2, "num_threads": 1},
-                            optim={"name": "adam", "lr": 1e-3}, scheduler={"name": "onecycle"},
-                            loss={"name": "l1_mrstft"})
+    cfg_file = write_config(
+        tmp_path / "c.yaml",
+        train={"max_epochs": 2, "num_threads": 1},
+        optim={"name": "adam", "lr": 1e-3},
+        scheduler={"name": "onecycle"},
+        loss={"name": "l1_mrstft"},
+    )
     trainer = Trainer(build_config([cfg_file]), tiny_data[0], tiny_data[1], tmp_path / "exp")
     assert isinstance(trainer.scheduler, torch.optim.lr_scheduler.OneCycleLR)
     trainer.run()
@@ -262,8 +341,11 @@ def test_best_checkpoint_by_validation_pesq(tmp_path, tiny_data):
 
     from sekd.train.trainer import Trainer
 
-    write_config(tmp_path / "c.yaml", train={"max_epochs": 3, "num_threads": 1, "best_metric": "pesq"},
-                 optim={"name": "adam", "lr": 3e-3})
+    write_config(
+        tmp_path / "c.yaml",
+        train={"max_epochs": 3, "num_threads": 1, "best_metric": "pesq"},
+        optim={"name": "adam", "lr": 3e-3},
+    )
     trainer = Trainer(build_config([tmp_path / "c.yaml"]), tiny_data[0], tiny_data[1], tmp_path / "exp")
     info = trainer.run()
     pesq = [r["valid_pesq"] for r in info["history"]]

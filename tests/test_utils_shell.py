@@ -1,5 +1,6 @@
 """Tests of the Kaldi-style shell helpers in utils/ (parse_options.sh, run.pl, utt2spk/spk2utt conversion
 (what fix_data_dir.sh runs), validate_data_dir.sh, fix_data_dir.sh) and a shellcheck pass."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 UTILS = ROOT / "utils"
 
 
-def run(args: list[str | Path], cwd: Path | None = None, stdin: str | None = None,
-        check: bool = False) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, input=stdin, capture_output=True, text=True,
-                          timeout=60)
+def run(
+    args: list[str | Path], cwd: Path | None = None, stdin: str | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -125,8 +126,7 @@ RUN_PL = UTILS / "run.pl"
 
 
 def test_run_pl_job_array(tmp_path: Path) -> None:
-    proc = run([RUN_PL, "JOB=1:3", tmp_path / "log/echo.JOB.log",
-                "echo job JOB of 3 | tr a-z A-Z; echo to-stderr >&2"])
+    proc = run([RUN_PL, "JOB=1:3", tmp_path / "log/echo.JOB.log", "echo job JOB of 3 | tr a-z A-Z; echo to-stderr >&2"])
     assert proc.returncode == 0, proc.stderr
     for j in (1, 2, 3):
         text = (tmp_path / f"log/echo.{j}.log").read_text()
@@ -149,8 +149,16 @@ def test_run_pl_failure(tmp_path: Path) -> None:
 
 def test_run_pl_max_jobs_run_serializes(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
-    proc = run([RUN_PL, "--max-jobs-run", "1", "JOB=1:4", tmp_path / "log/s.JOB.log",
-                f"echo start >> {trace}; sleep 0.05; echo end >> {trace}"])
+    proc = run(
+        [
+            RUN_PL,
+            "--max-jobs-run",
+            "1",
+            "JOB=1:4",
+            tmp_path / "log/s.JOB.log",
+            f"echo start >> {trace}; sleep 0.05; echo end >> {trace}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     assert trace.read_text().split() == ["start", "end"] * 4  # never two jobs at once
     assert all((tmp_path / f"log/s.{j}.log").is_file() for j in range(1, 5))
@@ -158,8 +166,28 @@ def test_run_pl_max_jobs_run_serializes(tmp_path: Path) -> None:
 
 def test_run_pl_single_job_words_and_ignored_options(tmp_path: Path) -> None:
     log = tmp_path / "one.log"
-    proc = run([RUN_PL, "--gpu", "1", "--mem", "4G", "--num-threads", "2", "--config", "conf/queue.conf",
-                log, "printf", "%s,", "a b", "c", "|", "tr", "a-z", "A-Z"])  # as typed in a shell: c \| tr
+    proc = run(
+        [
+            RUN_PL,
+            "--gpu",
+            "1",
+            "--mem",
+            "4G",
+            "--num-threads",
+            "2",
+            "--config",
+            "conf/queue.conf",
+            log,
+            "printf",
+            "%s,",
+            "a b",
+            "c",
+            "|",
+            "tr",
+            "a-z",
+            "A-Z",
+        ]
+    )  # as typed in a shell: c \| tr
     assert proc.returncode == 0, proc.stderr
     lines = log.read_text().splitlines()
     assert lines[0] == '# printf %s, "a b" c | tr a-z A-Z'
@@ -177,6 +205,7 @@ def test_run_pl_usage_errors(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- utt2spk <-> spk2utt
+
 
 def test_utt2spk_spk2utt_round_trip(tmp_path: Path) -> None:
     utt2spk = "u1 s2\nu2 s1\nu3 s2\nu4 s3\nu5 s1\n"
@@ -274,8 +303,10 @@ def _numeric_unsorted(d: Path) -> str:
     return "wav.scp"
 
 
-@pytest.mark.parametrize("corrupt", [_unsorted, _duplicate, _mismatch, _missing_spk1, _empty, _bad_duration,
-                                     _spk2utt_inconsistent, _numeric_unsorted])
+@pytest.mark.parametrize(
+    "corrupt",
+    [_unsorted, _duplicate, _mismatch, _missing_spk1, _empty, _bad_duration, _spk2utt_inconsistent, _numeric_unsorted],
+)
 def test_validate_detects_problems(tmp_path: Path, corrupt) -> None:
     d = write_data_dir(tmp_path / "data")
     name = corrupt(d)
@@ -330,7 +361,8 @@ def test_fix_data_dir(tmp_path: Path) -> None:
     for name in ("wav.scp", "spk1.scp", "noise1.scp", "utt2spk", "utt2dur"):
         assert [line.split()[0] for line in (d / name).read_text().splitlines()] == kept, name
     assert (d / "wav.scp").read_text() == "".join(
-        line + "\n" for line in good["wav.scp"].splitlines() if line.split()[0] in kept)
+        line + "\n" for line in good["wav.scp"].splitlines() if line.split()[0] in kept
+    )
     removed = (d / ".backup" / "removed_utts").read_text().split()
     assert sorted(removed) == sorted([dropped, zero, "zzz_extra"])
     assert "zzz_extra" in (d / ".backup" / "wav.scp").read_text()  # original kept
@@ -338,6 +370,7 @@ def test_fix_data_dir(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- static checks
+
 
 def _shell_scripts() -> list[Path]:
     found: dict[Path, Path] = {}  # symlinks (egs/*/enh.sh -> TEMPLATE) are checked at their target
@@ -406,9 +439,26 @@ def _fake_sbatch(tmp_path: Path) -> dict:
 
 def test_slurm_pl_submits_the_mapped_options(tmp_path: Path) -> None:
     env = _fake_sbatch(tmp_path)
-    proc = subprocess.run([str(SLURM_PL), "--gpu", "2", "--mem", "4G", "--num-threads", "3", "--max-jobs-run", "2",
-                           "JOB=1:3", str(tmp_path / "log/t.JOB.log"), "echo task JOB"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            str(SLURM_PL),
+            "--gpu",
+            "2",
+            "--mem",
+            "4G",
+            "--num-threads",
+            "3",
+            "--max-jobs-run",
+            "2",
+            "JOB=1:3",
+            str(tmp_path / "log/t.JOB.log"),
+            "echo task JOB",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     call = (tmp_path / "calls").read_text().split()
     assert call[:3] == ["--export=PATH", "--ntasks-per-node=1", "--wait"]
@@ -425,32 +475,64 @@ def test_slurm_pl_config_defaults_and_failures(tmp_path: Path) -> None:
     env = _fake_sbatch(tmp_path)
     conf = tmp_path / "conf" / "slurm.conf"
     conf.parent.mkdir()
-    conf.write_text("command sbatch --export=PATH -p cpu\noption gpu=0\noption gpu=* --gres=gpu:$0\n"
-                    "default gpu=0\noption mem=* --mem $0\n")
+    conf.write_text(
+        "command sbatch --export=PATH -p cpu\noption gpu=0\noption gpu=* --gres=gpu:$0\n"
+        "default gpu=0\noption mem=* --mem $0\n"
+    )
     # conf/slurm.conf of the recipe dir is used by default; --gpu 0 adds nothing.
-    proc = subprocess.run([str(SLURM_PL), "JOB=1:2", str(tmp_path / "log/f.JOB.log"), "[ JOB -ne 2 ]"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [str(SLURM_PL), "JOB=1:2", str(tmp_path / "log/f.JOB.log"), "[ JOB -ne 2 ]"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     assert f"slurm.pl: 1 / 2 failed, log is in {tmp_path}/log/f.*.log" in proc.stderr
     assert (tmp_path / "calls").read_text().split()[:4] == ["--export=PATH", "-p", "cpu", "--wait"]
     # An option the config has no rule for is an error naming the config.
-    bad = subprocess.run([str(SLURM_PL), "--num-threads", "4", str(tmp_path / "x.log"), "true"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    bad = subprocess.run(
+        [str(SLURM_PL), "--num-threads", "4", str(tmp_path / "x.log"), "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1 and "conf/slurm.conf: no rule for option num_threads=4" in bad.stderr
 
 
 def test_recipe_cmd_sh_switches_to_slurm(tmp_path: Path) -> None:
     env = _fake_sbatch(tmp_path)
     mini = ROOT / "egs" / "mini"
-    out = subprocess.run(["bash", "-c", "SEKD_CMD=slurm; . ./cmd.sh; echo $train_cmd; "
-                          "SEKD_CMD=local; . ./cmd.sh; echo $train_cmd; SEKD_CMD=pbs; . ./cmd.sh"],
-                         capture_output=True, text=True, cwd=mini)
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            "SEKD_CMD=slurm; . ./cmd.sh; echo $train_cmd; "
+            "SEKD_CMD=local; . ./cmd.sh; echo $train_cmd; SEKD_CMD=pbs; . ./cmd.sh",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=mini,
+    )
     assert out.stdout.splitlines() == ["utils/slurm.pl --mem 8G", "utils/run.pl"]
     assert "SEKD_CMD must be local or slurm" in out.stderr
     # The recipe's conf/slurm.conf maps --gpu 1 to a GPU partition and --gpu 0 to the CPU one.
     for gpu, expected in (("1", "-p gpu --gres=gpu:1"), ("0", "-p cpu")):
-        proc = subprocess.run([str(SLURM_PL), "--config", str(mini / "conf" / "slurm.conf"), "--gpu", gpu,
-                               str(tmp_path / f"g{gpu}.log"), "true"], capture_output=True, text=True, env=env,
-                              cwd=tmp_path)
+        proc = subprocess.run(
+            [
+                str(SLURM_PL),
+                "--config",
+                str(mini / "conf" / "slurm.conf"),
+                "--gpu",
+                gpu,
+                str(tmp_path / f"g{gpu}.log"),
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr
         assert expected in (tmp_path / "calls").read_text().splitlines()[-1]

@@ -1,4 +1,5 @@
 """EER and minDCF on hand-made score lists."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +73,10 @@ def test_score_sv_from_trials_file_hand_counted(tmp_path):
     assert "| 8 | 4 | 25.000 | 0.7500 |" in (tmp_path / "out" / "result.md").read_text()
     # VoxCeleb's own format (label first) gives the same numbers.
     vox = [f"1 e{i} t{i}" for i in range(4)] + [f"0 e{i} u{i}" for i in range(4)]
-    assert main(["--trials", _write(tmp_path / "veri_test.txt", vox), "--scores", s,
-                 "--out_dir", str(tmp_path / "vox")]) == 0
+    assert (
+        main(["--trials", _write(tmp_path / "veri_test.txt", vox), "--scores", s, "--out_dir", str(tmp_path / "vox")])
+        == 0
+    )
     assert json.loads((tmp_path / "vox" / "result.json").read_text())["metrics"] == result["metrics"]
 
 
@@ -85,9 +88,21 @@ def test_score_sv_errors_name_file_and_line(tmp_path, capsys):
     assert main(["--trials", t, "--scores", s, "--out_dir", str(tmp_path / "o")]) == 1
     assert f"{t}:2" in capsys.readouterr().err and not (tmp_path / "o").exists()
     t = _write(tmp_path / "trials", ["a b target", "a c nontarget"])
-    assert main(["--trials", t, "--scores", _write(tmp_path / "s2", ["a b 0.5", "a c high"]),
-                 "--out_dir", str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "--trials",
+                t,
+                "--scores",
+                _write(tmp_path / "s2", ["a b 0.5", "a c high"]),
+                "--out_dir",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
     assert f"{tmp_path / 's2'}:2" in capsys.readouterr().err
-    assert main(["--trials", t, "--scores", _write(tmp_path / "s3", ["a b 0.5"]),
-                 "--out_dir", str(tmp_path / "o")]) == 1
+    assert (
+        main(["--trials", t, "--scores", _write(tmp_path / "s3", ["a b 0.5"]), "--out_dir", str(tmp_path / "o")]) == 1
+    )
     assert "no score for 1 of 2 trials, e.g. a c" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -6,6 +6,7 @@ Complements utils/validate_data_dir.sh (which checks the text files): every audi
 must exist and be readable, have the expected sample rate (and channel count), and the
 clean reference must be as long as the input. Errors name the scp file and line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,9 @@ from sekd.data.kaldi_dir import PIPE_NOTE
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=PIPE_NOTE)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PIPE_NOTE
+    )
     parser.add_argument("data_dirs", nargs="+")
     parser.add_argument("--sample_rate", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=None)

@@ -14,6 +14,7 @@ test set is never read. Writes ``--out`` (criterion, every candidate's score, th
 scale and why) and prints ``<chosen scale><TAB><why>``, as ``--read`` does for a written file;
 the recipe trains every seed of the method with that scale.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def choose(runs: dict[float, Path]) -> dict:
         raise ValueError("no run reached a finite validation score (every weight diverged?)")
     best = max(finite, key=lambda c: (sign * c["best_valid"], -abs(math.log(c["scale"]))))
     unit = "% EER" if key == "best_valid_eer" else "dB SI-SNR"
-    why = (f"best validation score ({best['best_valid']:.3f} {unit}) of weight scales "
-           + ", ".join(f"{c['scale']:g}: {c['best_valid']:.3f}" for c in candidates))
+    why = f"best validation score ({best['best_valid']:.3f} {unit}) of weight scales " + ", ".join(
+        f"{c['scale']:g}: {c['best_valid']:.3f}" for c in candidates
+    )
     return {"criterion": key, "candidates": candidates, "chosen": best["scale"], "why": why}
 
 

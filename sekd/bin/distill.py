@@ -8,6 +8,7 @@ Usage:
 The KD config is layered on top of the student config (its ``kd:`` section lists the
 terms and their weights, and it may override training settings).
 """
+
 from __future__ import annotations
 
 import sys

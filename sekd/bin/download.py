@@ -8,6 +8,7 @@ is its checksum. An interrupted run leaves ``<file>.part`` and the next run resu
 a file already there is only verified. With ``--unpack_dir`` each zip is extracted there
 (atomically, once: see sekd.data.download).
 """
+
 from __future__ import annotations
 
 import argparse

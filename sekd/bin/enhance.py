@@ -24,6 +24,7 @@ nothing but such an output; anything else is refused, as is a second run into th
 ``<out_dir>`` while one is running, and an ``<out_dir>`` that holds the inputs
 (``sekd.output_dir``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,10 @@ def collect_inputs(inputs: list[str], out_dir: Path | None) -> list[tuple[str, s
     inputs_by_path = {Path(src).resolve(): src for _, src, _ in jobs}
     for _, src, dst in jobs:
         if dst.resolve() in inputs_by_path:
-            raise DataError(str(dst), f"the output would overwrite the input {inputs_by_path[dst.resolve()]}; "
-                            "choose another -o/--out_dir")
+            raise DataError(
+                str(dst),
+                f"the output would overwrite the input {inputs_by_path[dst.resolve()]}; choose another -o/--out_dir",
+            )
     return jobs
 
 
@@ -89,15 +92,18 @@ def _recipe_mode(enhancer: Enhancer, data_dir: str, out_dir: Path, args: argpars
         with OutputDir(out_dir, "sekd-enhance", OUTPUT_FILES) as staging:
             scp = Path(data_dir) / "wav.scp"
             entries = read_scp(str(scp))
-            inside = [str(p) for p in [scp] + [Path(e.value) for e in entries.values() if is_plain_path(e.value)]
-                      if p.resolve().is_relative_to(out_dir.resolve())]
+            inside = [
+                str(p)
+                for p in [scp] + [Path(e.value) for e in entries.values() if is_plain_path(e.value)]
+                if p.resolve().is_relative_to(out_dir.resolve())
+            ]
             if inside:
                 raise DataError(str(out_dir), f"holds the input {inside[0]}; choose another --out_dir")
             for key, entry in tqdm(entries.items(), desc=f"enhance {out_dir}", disable=not sys.stderr.isatty()):
                 noisy, rate = read_entry(entry, key)
                 check_finite(noisy, entry.where, f"utterance {key!r} ({entry.value}): ")
                 if args.channel is not None:
-                    noisy = noisy[args.channel:args.channel + 1]
+                    noisy = noisy[args.channel : args.channel + 1]
                 try:
                     est = enhancer(noisy, rate, args.chunk_seconds, args.overlap_seconds)
                 except DataError as exc:
@@ -112,23 +118,30 @@ def _recipe_mode(enhancer: Enhancer, data_dir: str, out_dir: Path, args: argpars
     except (DataError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"enhanced {len(lines)} utterances ({audio_seconds:.1f} s of audio, {rtf_text(elapsed, audio_seconds)}) "
-          f"into {out_dir}")
+    print(
+        f"enhanced {len(lines)} utterances ({audio_seconds:.1f} s of audio, {rtf_text(elapsed, audio_seconds)}) "
+        f"into {out_dir}"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=PIPE_NOTE)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PIPE_NOTE
+    )
     parser.add_argument("--checkpoint", "-m", required=True, help="checkpoint (.pt) or packed model (.zip)")
     parser.add_argument("--data_dir", help="recipe mode: a Kaldi data dir (reads wav.scp)")
-    parser.add_argument("--out_dir", "-o", default=None,
-                        help="output folder (default: <name>_enhanced.<ext> beside each input)")
+    parser.add_argument(
+        "--out_dir", "-o", default=None, help="output folder (default: <name>_enhanced.<ext> beside each input)"
+    )
     parser.add_argument("--channel", type=int, default=None, help="the input channel a mono model enhances")
     parser.add_argument("--chunk_seconds", type=float, default=30.0)
     parser.add_argument("--overlap_seconds", type=float, default=1.0)
-    parser.add_argument("--streaming", action="store_true",
-                        help="frame-by-frame inference with carried state (causal DCCRN and DPDCRN models)")
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="frame-by-frame inference with carried state (causal DCCRN and DPDCRN models)",
+    )
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("inputs", nargs="*", help="audio files, folders, or wav.scp files")
     add_trust_option(parser)
@@ -160,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         except (DataError, OSError, RuntimeError) as exc:  # one bad file does not stop the others
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
-    print(f"enhanced {len(jobs) - failed} of {len(jobs)} files ({seconds:.1f} s of audio, "
-          f"{rtf_text(time.time() - start, seconds)})")
+    print(
+        f"enhanced {len(jobs) - failed} of {len(jobs)} files ({seconds:.1f} s of audio, "
+        f"{rtf_text(time.time() - start, seconds)})"
+    )
     return 1 if failed else 0
 
 

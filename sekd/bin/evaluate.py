@@ -16,6 +16,7 @@ data dir (``wav.scp`` + ``spk1.scp``) or two folders of files paired by name (``
 so a rerun replaces only these tools' own outputs). Models trained on one corpus are thus put
 side by side on another's test pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def pairs_data_dir(noisy_dir: str, clean_dir: str, out: Path) -> Path:
     from sekd.data.prep import Utt, find_wavs, pair, write_data_dir
 
     noisy, clean = find_wavs(noisy_dir, recursive=True), find_wavs(clean_dir, recursive=True)
-    utts = [Utt(k, str(noisy[k].absolute()), k, sf.info(str(noisy[k])).duration, str(clean[k].absolute()))
-            for k in pair(noisy, clean, noisy_dir, clean_dir)]
+    utts = [
+        Utt(k, str(noisy[k].absolute()), k, sf.info(str(noisy[k])).duration, str(clean[k].absolute()))
+        for k in pair(noisy, clean, noisy_dir, clean_dir)
+    ]
     return write_data_dir(out, utts)
 
 
@@ -68,8 +71,12 @@ def model_info(path: Path, name: str, system: Path) -> None:
             from sekd.train.checkpoint import load_checkpoint
 
             ckpt = load_checkpoint(path)
-            info.update(model_name=ckpt.get("model_name"), model_args=ckpt.get("model_args"),
-                        num_params=ckpt.get("num_params"), git_commit=ckpt.get("git_commit"))
+            info.update(
+                model_name=ckpt.get("model_name"),
+                model_args=ckpt.get("model_args"),
+                num_params=ckpt.get("num_params"),
+                git_commit=ckpt.get("git_commit"),
+            )
             if ckpt.get("model_name"):  # the report profiles the model from it
                 cfg = dict(ckpt.get("config") or {})
                 cfg["model"] = {"name": ckpt["model_name"], "args": ckpt.get("model_args") or {}}
@@ -80,8 +87,9 @@ def model_info(path: Path, name: str, system: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=PIPE_NOTE)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PIPE_NOTE
+    )
     parser.add_argument("--model", action="append", required=True, help="name=path or path (repeat)")
     parser.add_argument("--data_dir", default=None, help="Kaldi data dir of the test set (wav.scp, spk1.scp)")
     parser.add_argument("--noisy_dir", default=None, help="instead of --data_dir: noisy files ...")
@@ -103,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         if bool(args.data_dir) == bool(args.noisy_dir and args.clean_dir):
             raise ValueError("give the test set as --data_dir, or as --noisy_dir and --clean_dir")
         name = args.set or Path(args.data_dir or args.noisy_dir).resolve().name
-        data = Path(args.data_dir) if args.data_dir else pairs_data_dir(args.noisy_dir, args.clean_dir,
-                                                                         out / "data" / name)
+        data = (
+            Path(args.data_dir)
+            if args.data_dir
+            else pairs_data_dir(args.noisy_dir, args.clean_dir, out / "data" / name)
+        )
     except (ValueError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -114,18 +125,51 @@ def main(argv: list[str] | None = None) -> int:
         system.mkdir(parents=True, exist_ok=True)
         model_info(path, model, system)
         enhanced = system / "enhanced" / name
-        rc = enhance.main(["--checkpoint", str(path), "--data_dir", str(data), "--out_dir", str(enhanced),
-                           "--num_threads", str(args.num_threads)])
+        rc = enhance.main(
+            [
+                "--checkpoint",
+                str(path),
+                "--data_dir",
+                str(data),
+                "--out_dir",
+                str(enhanced),
+                "--num_threads",
+                str(args.num_threads),
+            ]
+        )
         if rc:
             return rc
         scored.append((model, enhanced / "wav.scp"))
     for system, est in scored:
-        rc = score.main(["--ref_scp", str(data / "spk1.scp"), "--est_scp", str(est), "--out_dir",
-                         str(out / system / "scoring" / name), "--metrics", args.metrics, "--nj", str(args.nj)])
+        rc = score.main(
+            [
+                "--ref_scp",
+                str(data / "spk1.scp"),
+                "--est_scp",
+                str(est),
+                "--out_dir",
+                str(out / system / "scoring" / name),
+                "--metrics",
+                args.metrics,
+                "--nj",
+                str(args.nj),
+            ]
+        )
         if rc:
             return rc
-    return report.main(["--exp_dir", str(out), "--sets", name, "--no_plots", "--profile_seconds",
-                        str(args.profile_seconds), "--title", f"Evaluation on {name} ({data})"])
+    return report.main(
+        [
+            "--exp_dir",
+            str(out),
+            "--sets",
+            name,
+            "--no_plots",
+            "--profile_seconds",
+            str(args.profile_seconds),
+            "--title",
+            f"Evaluation on {name} ({data})",
+        ]
+    )
 
 
 if __name__ == "__main__":

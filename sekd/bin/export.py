@@ -24,6 +24,7 @@ part of it). The export is checked against the PyTorch model on two lengths
 Both formats are checked against the PyTorch model on two lengths other than the
 example's (``--tolerance``, max abs difference) before they are written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ from sekd.train.checkpoint import add_trust_option, apply_trust_option
 
 
 def trace(enhancer: Enhancer, seconds: float) -> torch.jit.ScriptModule:
-    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate),
-                          generator=torch.Generator().manual_seed(0))
+    example = torch.randn(
+        1, enhancer.channels, int(seconds * enhancer.sample_rate), generator=torch.Generator().manual_seed(0)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic, checked below instead
         return torch.jit.trace(enhancer.model.eval(), example, check_trace=False)
@@ -57,13 +59,22 @@ def export_onnx(enhancer: Enhancer, path: Path, seconds: float, meta: dict) -> P
     import onnx
 
     module = onnx_module(enhancer)
-    example = torch.randn(1, enhancer.channels, int(seconds * enhancer.sample_rate),
-                          generator=torch.Generator().manual_seed(0))
+    example = torch.randn(
+        1, enhancer.channels, int(seconds * enhancer.sample_rate), generator=torch.Generator().manual_seed(0)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=["noisy"], output_names=["enhanced"],
-                          dynamic_axes={"noisy": {0: "batch", 2: "time"}, "enhanced": {0: "batch", 1: "time"}},
-                          opset_version=17, dynamo=False, training=torch.onnx.TrainingMode.EVAL)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["noisy"],
+            output_names=["enhanced"],
+            dynamic_axes={"noisy": {0: "batch", 2: "time"}, "enhanced": {0: "batch", 1: "time"}},
+            opset_version=17,
+            dynamo=False,
+            training=torch.onnx.TrainingMode.EVAL,
+        )
     module.eval()  # the exporter restores the module's former mode
     enhancer.model.eval()
     model = onnx.load(str(path))
@@ -99,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     meta = {k: enhancer.info.get(k) for k in ("model_name", "num_params", "git_commit", "seed", "role")}
-    meta.update(sample_rate=enhancer.sample_rate, channels=enhancer.channels, format=args.format,
-                win_len=getattr(getattr(enhancer.model, "stft", None), "win_len", None))
+    meta.update(
+        sample_rate=enhancer.sample_rate,
+        channels=enhancer.channels,
+        format=args.format,
+        win_len=getattr(getattr(enhancer.model, "stft", None), "win_len", None),
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
@@ -113,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
         err = parity(enhancer, exported, args.seconds)
         if not err <= args.tolerance:
-            print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})",
-                  file=sys.stderr)
+            print(
+                f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})", file=sys.stderr
+            )
             return 1
         tmp.replace(out)
     except ValueError as exc:

@@ -10,6 +10,7 @@ utterances). Writes ``<out_dir>/embeddings.ark`` and ``embeddings.scp`` (Kaldi f
 read them with ``kaldiio.load_scp``; ``embeddings.scp`` appears last, so when it exists the
 extraction is complete) and ``<out_dir>/rtf`` (compute time / audio duration).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,9 @@ from sekd.data.kaldi_dir import PIPE_NOTE
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=PIPE_NOTE)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PIPE_NOTE
+    )
     parser.add_argument("--checkpoint", required=True, help="a sekd checkpoint of a speaker-verification model")
     parser.add_argument("--data_dir", required=True, help="Kaldi-style data dir (wav.scp)")
     parser.add_argument("--out_dir", required=True)
@@ -51,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if getattr(model, "task", "enh") != "sv":
-        print(f"error: {args.checkpoint}: {type(model).__name__} is not a speaker-verification model "
-              f"(no task = 'sv'); use sekd.bin.enhance", file=sys.stderr)
+        print(
+            f"error: {args.checkpoint}: {type(model).__name__} is not a speaker-verification model "
+            f"(no task = 'sv'); use sekd.bin.enhance",
+            file=sys.stderr,
+        )
         return 1
     rate = int(getattr(model, "sample_rate", 16000))
     model.to(args.device)
@@ -66,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             for key in data.utt_ids:
                 samples, sr = read_entry(data.wav[key], key)
                 if sr != rate:
-                    raise DataError(data.wav[key].where, f"utterance {key!r}: sample rate {sr} Hz, the model "
-                                    f"takes {rate} Hz")
+                    raise DataError(
+                        data.wav[key].where, f"utterance {key!r}: sample rate {sr} Hz, the model takes {rate} Hz"
+                    )
                 audio += min(samples.shape[1], limit or samples.shape[1]) / rate
                 yield key, torch.from_numpy(samples[0])
 
@@ -83,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(f"{seconds / max(audio, 1e-9):.6f}\n")
     tmp.replace(out / "rtf")
     scp = write_embeddings(embeddings, out)
-    print(f"extract_embeddings: {len(embeddings)} embeddings of {next(iter(embeddings.values())).shape[0]} "
-          f"dimensions, {audio:.1f} s of audio in {seconds:.1f} s (RTF {seconds / max(audio, 1e-9):.4f}) -> {scp}")
+    print(
+        f"extract_embeddings: {len(embeddings)} embeddings of {next(iter(embeddings.values())).shape[0]} "
+        f"dimensions, {audio:.1f} s of audio in {seconds:.1f} s (RTF {seconds / max(audio, 1e-9):.4f}) -> {scp}"
+    )
     return 0
 
 

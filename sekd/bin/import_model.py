@@ -17,6 +17,7 @@ The system dir appears only when it is complete (written in a temp dir, then ren
 an existing one is never overwritten: importing into a dir that holds another model is an
 error naming both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,21 @@ from sekd.train.checkpoint import (
 from sekd.train.config import dump
 
 # What a packed model carries of its training (meta.json "training"), from model_info.json.
-TRAINING_KEYS = ("command", "git_commit", "train_dir", "valid_dir", "train_seconds", "best_valid_sisnr",
-                 "best_valid_eer", "best_metric", "best_valid_pesq", "best_epoch", "epochs", "steps", "history")
+TRAINING_KEYS = (
+    "command",
+    "git_commit",
+    "train_dir",
+    "valid_dir",
+    "train_seconds",
+    "best_valid_sisnr",
+    "best_valid_eer",
+    "best_metric",
+    "best_valid_pesq",
+    "best_epoch",
+    "epochs",
+    "steps",
+    "history",
+)
 KEEP = ("model_name", "model_args", "state_dict", "config", "git_commit", "seed", "role", "num_params")
 
 
@@ -71,8 +85,9 @@ def measure_valid_sisnr(model, valid_dir: str, ckpt: dict) -> float:
     from sekd.train.tasks import valid_sisnr
 
     data = (ckpt.get("config") or {}).get("data", {})
-    valid = UtteranceDataset(valid_dir, int(data.get("sample_rate") or 16000), data.get("channels"),
-                             int(data.get("ref_channel") or 0))
+    valid = UtteranceDataset(
+        valid_dir, int(data.get("sample_rate") or 16000), data.get("channels"), int(data.get("ref_channel") or 0)
+    )
     return float(np.mean(valid_sisnr(model, valid, range(len(valid)))))
 
 
@@ -82,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out_dir", required=True, help="the system dir to make, e.g. exp/teacher")
     parser.add_argument("--role", default="teacher")
     parser.add_argument("--valid_dir", default=None, help="measure validation SI-SNR on this data dir")
-    parser.add_argument("--expect_valid", action="store_true",
-                        help="error when the measured validation SI-SNR differs from the recorded one")
+    parser.add_argument(
+        "--expect_valid",
+        action="store_true",
+        help="error when the measured validation SI-SNR differs from the recorded one",
+    )
     parser.add_argument("--tolerance", type=float, default=0.05, help="dB, for --expect_valid")
     parser.add_argument("--num_threads", type=int, default=None)
     add_trust_option(parser)
@@ -104,12 +122,19 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.num_threads)
     record = training_record(src, ckpt)
-    info = {"model_name": ckpt["model_name"], "model_args": ckpt["model_args"],
-            "num_params": sum(p.numel() for p in model.parameters()), "role": args.role,
-            "seed": ckpt.get("seed"), "git_commit": ckpt.get("git_commit"), "teacher": None, "kd": [],
-            "pretrained": {"path": str(src), "sha256": sha256(src)}, **{k: v for k, v in record.items()
-                                                                         if k not in ("git_commit",)},
-            "trained_at_commit": record.get("git_commit") or ckpt.get("git_commit")}
+    info = {
+        "model_name": ckpt["model_name"],
+        "model_args": ckpt["model_args"],
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "role": args.role,
+        "seed": ckpt.get("seed"),
+        "git_commit": ckpt.get("git_commit"),
+        "teacher": None,
+        "kd": [],
+        "pretrained": {"path": str(src), "sha256": sha256(src)},
+        **{k: v for k, v in record.items() if k not in ("git_commit",)},
+        "trained_at_commit": record.get("git_commit") or ckpt.get("git_commit"),
+    }
     task = getattr(model, "task", "enh")
     if args.valid_dir and task == "enh":
         measured = measure_valid_sisnr(model, args.valid_dir, ckpt)
@@ -118,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         note = f"recorded {recorded:.3f} dB" if recorded is not None else "no recorded value"
         print(f"import_model: {src}: validation SI-SNR on {args.valid_dir}: {measured:.3f} dB ({note})")
         if args.expect_valid and (recorded is None or abs(measured - recorded) > args.tolerance):
-            print(f"error: {src}: validation SI-SNR {measured:.3f} dB on {args.valid_dir} does not reproduce "
-                  f"its {note} (tolerance {args.tolerance} dB): another validation set, or another model",
-                  file=sys.stderr)
+            print(
+                f"error: {src}: validation SI-SNR {measured:.3f} dB on {args.valid_dir} does not reproduce "
+                f"its {note} (tolerance {args.tolerance} dB): another validation set, or another model",
+                file=sys.stderr,
+            )
             return 1
     tmp = out.with_name(f".{out.name}.import.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -13,6 +13,7 @@ KD term (at weight 1) on the student's parameters are compared. The suggested we
 term's gradient ``--target`` times the task's. This is how the recipes' KD weights were set where
 the paper gives none (docs/distillation.md): once, before training, never from the results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kd_config", required=True)
-    parser.add_argument("--config", action="append", default=[],
-                        help="overlay configs between the student config and the KD config (repeatable)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="overlay configs between the student config and the KD config (repeatable)",
+    )
     parser.add_argument("--train_dir", default="data/train")
     parser.add_argument("--valid_dir", default="data/valid", help="read by the loop's set-up only")
     parser.add_argument("--exp", default="exp", help="where the teacher system is (exp/<teacher>/checkpoints/best.pt)")
@@ -49,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     kd = load_yaml(args.kd_config).get("kd") or {}
     student_conf = kd.get("student_config") or "conf/student.yaml"
-    teacher = args.teacher or str(Path(args.exp) / Path(kd.get("teacher_config") or "conf/teacher.yaml").stem
-                                  / "checkpoints" / "best.pt")
+    teacher = args.teacher or str(
+        Path(args.exp) / Path(kd.get("teacher_config") or "conf/teacher.yaml").stem / "checkpoints" / "best.pt"
+    )
     try:
         cfg = build_config([student_conf, *args.config, args.kd_config], [f"--train.seed={args.seed}"])
         cfg["kd"]["teacher"], cfg["kd"]["weight_scale"] = teacher, 1.0
@@ -99,8 +105,10 @@ def report(trainer, args, student_conf: str, teacher: str) -> None:
     for term_cfg in trainer.cfg["kd"]["terms"]:
         ratio = sum(ratios[term_cfg["name"]]) / args.batches
         weight = float(term_cfg.get("weight", 1.0))
-        print(f"  {term_cfg['name']}: gradient ratio at weight 1: {ratio:.4g}; configured weight "
-              f"{weight} -> {ratio * weight:.3g}; weight for {args.target}: {args.target / max(ratio, 1e-12):.3g}")
+        print(
+            f"  {term_cfg['name']}: gradient ratio at weight 1: {ratio:.4g}; configured weight "
+            f"{weight} -> {ratio * weight:.3g}; weight for {args.target}: {args.target / max(ratio, 1e-12):.3g}"
+        )
 
 
 if __name__ == "__main__":

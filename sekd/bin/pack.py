@@ -12,6 +12,7 @@ sekd-profile) and its row of the recipe's ``RESULTS.csv`` when there is one
 (``--results``, default ``exp/RESULTS.csv`` beside the checkpoint's system dir). Loading
 needs no network access.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,28 +41,55 @@ def results_row(results: Path, system: str) -> dict | None:
 
 
 def readme(name: str, ckpt: dict, costs: dict | None, row: dict | None, training: dict | None = None) -> str:
-    lines = [f"# {name}", "", f"sekd model `{ckpt['model_name']}` ({ckpt.get('role', 'model')}), "
-             f"{ckpt.get('num_params', 0):,} parameters, trained at commit `{ckpt.get('git_commit') or 'unknown'}` "
-             f"with seed {ckpt.get('seed')}.", ""]
+    lines = [
+        f"# {name}",
+        "",
+        f"sekd model `{ckpt['model_name']}` ({ckpt.get('role', 'model')}), "
+        f"{ckpt.get('num_params', 0):,} parameters, trained at commit `{ckpt.get('git_commit') or 'unknown'}` "
+        f"with seed {ckpt.get('seed')}.",
+        "",
+    ]
     if training:
         best = training.get("best_valid_sisnr")
-        lines += [f"- trained by `{training.get('command', '?')}`",
-                  f"- {training.get('epochs', '?')} epochs, {training.get('steps', '?')} steps, "
-                  f"{(training.get('train_seconds') or 0) / 60:.1f} min of training"
-                  + (f"; best validation SI-SNR {best:.3f} dB on `{training.get('valid_dir')}`" if best is not None
-                     else ""), ""]
+        lines += [
+            f"- trained by `{training.get('command', '?')}`",
+            f"- {training.get('epochs', '?')} epochs, {training.get('steps', '?')} steps, "
+            f"{(training.get('train_seconds') or 0) / 60:.1f} min of training"
+            + (f"; best validation SI-SNR {best:.3f} dB on `{training.get('valid_dir')}`" if best is not None else ""),
+            "",
+        ]
     if costs:
         latency = "not causal" if costs.get("latency_ms") is None else f"{costs['latency_ms']:.1f} ms"
-        lines += [f"- {costs['macs_per_s'] / 1e9:.3f} GMAC per second of audio",
-                  f"- real-time factor {costs['rtf_1thread']:.3f} on one CPU thread (where it was packed)",
-                  f"- algorithmic latency: {latency}", ""]
+        lines += [
+            f"- {costs['macs_per_s'] / 1e9:.3f} GMAC per second of audio",
+            f"- real-time factor {costs['rtf_1thread']:.3f} on one CPU thread (where it was packed)",
+            f"- algorithmic latency: {latency}",
+            "",
+        ]
     if row:
         metrics = {k: v for k, v in row.items() if v not in ("", None) and k not in ("set", "system")}
-        lines += [f"Results on `{row.get('set')}` (from RESULTS.csv):", "", "| " + " | ".join(metrics) + " |",
-                  "|" + "---|" * len(metrics), "| " + " | ".join(metrics.values()) + " |", ""]
-    lines += ["Use:", "", "```sh", f"sekd-enhance --checkpoint {name}.zip noisy.wav", "```", "", "```python",
-              "import sekd", f"enhancer = sekd.load_pretrained('{name}.zip')",
-              "clean = enhancer(noisy, rate)  # numpy [T] or [C, T] at any rate", "```", ""]
+        lines += [
+            f"Results on `{row.get('set')}` (from RESULTS.csv):",
+            "",
+            "| " + " | ".join(metrics) + " |",
+            "|" + "---|" * len(metrics),
+            "| " + " | ".join(metrics.values()) + " |",
+            "",
+        ]
+    lines += [
+        "Use:",
+        "",
+        "```sh",
+        f"sekd-enhance --checkpoint {name}.zip noisy.wav",
+        "```",
+        "",
+        "```python",
+        "import sekd",
+        f"enhancer = sekd.load_pretrained('{name}.zip')",
+        "clean = enhancer(noisy, rate)  # numpy [T] or [C, T] at any rate",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -95,11 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         costs = profile_model(ckpt["model_name"], ckpt["model_args"], seconds=2.0)
     row = results_row(Path(args.results) if args.results else system_dir.parent / "RESULTS.csv", name)
     training = training_record(ckpt_path, ckpt)
-    meta = {"name": name, "model_name": ckpt["model_name"], "num_params": ckpt.get("num_params"),
-            "training": training,
-            "sample_rate": (ckpt.get("config") or {}).get("data", {}).get("sample_rate"),
-            "channels": (ckpt.get("config") or {}).get("data", {}).get("channels"),
-            "git_commit": ckpt.get("git_commit"), "seed": ckpt.get("seed"), "costs": costs, "results": row}
+    meta = {
+        "name": name,
+        "model_name": ckpt["model_name"],
+        "num_params": ckpt.get("num_params"),
+        "training": training,
+        "sample_rate": (ckpt.get("config") or {}).get("data", {}).get("sample_rate"),
+        "channels": (ckpt.get("config") or {}).get("data", {}).get("channels"),
+        "git_commit": ckpt.get("git_commit"),
+        "seed": ckpt.get("seed"),
+        "costs": costs,
+        "results": row,
+    }
     buf = io.BytesIO()
     torch.save(packed, buf)
     out = Path(args.out)

@@ -29,6 +29,7 @@ JSON (``{"systems": [{kind, system, group, seed, config, kd_config, teacher, bas
 pretrained, checkpoint, teacher_checkpoint}]}``): the report reads it to pair each KD student
 with its baseline and teacher.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,13 @@ def parse_teacher_models(spec: str, default_teacher: str) -> dict[str, str]:
     return models
 
 
-def plan(teacher_config: str, student_config: str, kd_configs: list[str], seeds: list[int],
-         teacher_models: dict[str, str] | None = None) -> list[dict]:
+def plan(
+    teacher_config: str,
+    student_config: str,
+    kd_configs: list[str],
+    seeds: list[int],
+    teacher_models: dict[str, str] | None = None,
+) -> list[dict]:
     """The plan's rows: dicts with the keys of ``FIELDS`` (and ``group``), None where empty."""
     teacher_models = dict(teacher_models or {})
     teachers = {teacher_config: None}
@@ -102,8 +108,10 @@ def plan(teacher_config: str, student_config: str, kd_configs: list[str], seeds:
             if not isinstance(ab, dict) or not ab.get("terms"):
                 raise ConfigError(f"{ablation} (the ablation of {kd}): needs a kd: section with terms")
             if ab.get("ablation") or ab.get("teacher_config"):
-                raise ConfigError(f"{ablation} (the ablation of {kd}): an ablation trains without a teacher; "
-                                  "it names no teacher_config and no ablation of its own")
+                raise ConfigError(
+                    f"{ablation} (the ablation of {kd}): an ablation trains without a teacher; "
+                    "it names no teacher_config and no ablation of its own"
+                )
         teachers.setdefault(teacher, None)
         students.setdefault((student, ablation), None)
         kd_rows.append((kd, teacher, student, ablation))
@@ -115,16 +123,28 @@ def plan(teacher_config: str, student_config: str, kd_configs: list[str], seeds:
                 teacher_models[name] = str(Path(folder) / f"{name}.zip")
     unknown = sorted(set(teacher_models) - names)
     if unknown:
-        raise ConfigError(f"--teacher_models names {', '.join(unknown)}, not a teacher of this recipe "
-                          f"(teachers: {', '.join(sorted(names))})")
+        raise ConfigError(
+            f"--teacher_models names {', '.join(unknown)}, not a teacher of this recipe "
+            f"(teachers: {', '.join(sorted(names))})"
+        )
 
-    def row(kind, system, group, seed=None, config=None, kd_config=None, teacher=None, baseline=None,
-            pretrained=None):
-        return {"kind": kind, "system": system, "group": group, "seed": seed, "config": config,
-                "kd_config": kd_config, "teacher": teacher, "baseline": baseline, "pretrained": pretrained}
+    def row(kind, system, group, seed=None, config=None, kd_config=None, teacher=None, baseline=None, pretrained=None):
+        return {
+            "kind": kind,
+            "system": system,
+            "group": group,
+            "seed": seed,
+            "config": config,
+            "kd_config": kd_config,
+            "teacher": teacher,
+            "baseline": baseline,
+            "pretrained": pretrained,
+        }
 
-    rows = [row("teacher", system_name(t), system_name(t), config=t, pretrained=teacher_models.get(system_name(t)))
-            for t in teachers]
+    rows = [
+        row("teacher", system_name(t), system_name(t), config=t, pretrained=teacher_models.get(system_name(t)))
+        for t in teachers
+    ]
     for seed in seeds:
         for s, ab in students:
             name = ablation_system(s, ab, seed) if ab else system_name(s, seed)
@@ -159,9 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student_config", required=True)
     parser.add_argument("--kd_configs", default="", help="space-separated KD configs, or 'all' (conf/kd/*.yaml)")
     parser.add_argument("--seeds", default="0", help="comma- or space-separated seeds of the students")
-    parser.add_argument("--teacher_models", default="",
-                        help="pretrained teachers: 'name=path ...', one path (the default teacher's), or a directory "
-                             "(each teacher system with a <dir>/<system>.zip takes it, the others are trained)")
+    parser.add_argument(
+        "--teacher_models",
+        default="",
+        help="pretrained teachers: 'name=path ...', one path (the default teacher's), or a directory "
+        "(each teacher system with a <dir>/<system>.zip takes it, the others are trained)",
+    )
     parser.add_argument("--exp_dir", default="exp", help="where the systems go (the checkpoint paths of --json)")
     parser.add_argument("--json", default=None, help="also write the plan as JSON here (e.g. exp/plan.json)")
     args = parser.parse_args(argv)

@@ -2,6 +2,7 @@
 
 Used by ``sekd.bin.report``; PNGs go to ``<exp_dir>/plots/`` and RESULTS.md shows them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,13 +39,16 @@ def kd_gain_chart(rows: list[dict], out: Path) -> Path | None:
     x = np.arange(len(names))
     for ax, m in zip(axes[0], metrics):
         cis = [paired_gain(r, rows, m) for r in kd_rows]
-        values = np.array([c.mean if c is not None else (gains(r, rows, m)[0] or np.nan) for c, r in zip(cis, kd_rows)],
-                          dtype=float)
+        values = np.array(
+            [c.mean if c is not None else (gains(r, rows, m)[0] or np.nan) for c, r in zip(cis, kd_rows)], dtype=float
+        )
         low = np.array([c.low if c is not None else np.nan for c in cis], dtype=float)
         high = np.array([c.high if c is not None else np.nan for c in cis], dtype=float)
         gaps = np.array([teacher_gap(r, rows, m) or np.nan for r in kd_rows], dtype=float)
-        colors = ["tab:green" if c is not None and c.low > 0 else "tab:red" if c is not None and c.high < 0
-                  else "0.6" for c in cis]
+        colors = [
+            "tab:green" if c is not None and c.low > 0 else "tab:red" if c is not None and c.high < 0 else "0.6"
+            for c in cis
+        ]
         yerr = np.clip(np.vstack([values - low, high - values]), 0, None)  # rounding: never below 0
         ax.bar(x, values, color=colors, yerr=np.where(np.isfinite(yerr), yerr, 0), capsize=3)
         for i, g in enumerate(gaps):
@@ -56,8 +60,11 @@ def kd_gain_chart(rows: list[dict], out: Path) -> Path | None:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, names, rotation=35, ha="right", fontsize=8)
         ax.set_title(f"{metric_info(m).display} gain (> 0: better)", fontsize=9)
-    fig.suptitle("KD student minus its own baseline (bars: paired 95 % CI; green/red: excludes zero; "
-                 "dashed: teacher minus baseline)", fontsize=9)
+    fig.suptitle(
+        "KD student minus its own baseline (bars: paired 95 % CI; green/red: excludes zero; "
+        "dashed: teacher minus baseline)",
+        fontsize=9,
+    )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -71,8 +78,13 @@ def learning_curves(rows: list[dict], out: Path) -> Path | None:
     curves = []
     for r in rows:
         hist = r.get("history") or []
-        key = ("valid_sisnr" if hist and "valid_sisnr" in hist[0]
-               else "valid_eer" if hist and "valid_eer" in hist[0] else None)
+        key = (
+            "valid_sisnr"
+            if hist and "valid_sisnr" in hist[0]
+            else "valid_eer"
+            if hist and "valid_eer" in hist[0]
+            else None
+        )
         if key:
             curves.append((f"{r['system']} ({r['role']})", [h["epoch"] for h in hist], [h[key] for h in hist], key))
     if not curves:
@@ -80,8 +92,15 @@ def learning_curves(rows: list[dict], out: Path) -> Path | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, epochs, vals, _ in curves:
-        ax.plot(epochs, vals, marker="o", markersize=2.5, linewidth=1.2, label=name,
-                linestyle="-" if "(teacher)" in name else "--")
+        ax.plot(
+            epochs,
+            vals,
+            marker="o",
+            markersize=2.5,
+            linewidth=1.2,
+            label=name,
+            linestyle="-" if "(teacher)" in name else "--",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation SI-SNR (dB)" if curves[0][3] == "valid_sisnr" else "validation EER (%)")
     ax.grid(alpha=0.3)

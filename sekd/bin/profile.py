@@ -9,6 +9,7 @@ RTF is the median wall time of one forward pass over ``--seconds`` of audio divi
 that duration, with 1 thread and with all threads. MACs count recurrent and attention
 layers (see sekd.models.profile).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,15 +45,18 @@ def _targets(args) -> list[tuple[str, str, dict]]:
 
 
 def table(rows: list[dict]) -> list[str]:
-    head = ("| config | model | params | GMAC/s | RTF 1 thread | RTF {t} threads | peak mem (MiB) | causal "
-            "| latency (ms) |")
+    head = (
+        "| config | model | params | GMAC/s | RTF 1 thread | RTF {t} threads | peak mem (MiB) | causal | latency (ms) |"
+    )
     lines = [head.format(t=rows[0]["threads"] if rows else "all"), "|" + "---|" * 9]
     for r in rows:
         mem = "-" if r["peak_mem_mib"] is None else f"{r['peak_mem_mib']:.0f}"
         lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}"
-        lines.append(f"| {r['config']} | {r['model']} | {r['params'] / 1e6:.3f} M | {r['macs_per_s'] / 1e9:.3f} | "
-                     f"{r['rtf_1thread']:.3f} | {r['rtf_all_threads']:.3f} | {mem} | {'yes' if r['causal'] else 'no'} "
-                     f"| {lat} |")
+        lines.append(
+            f"| {r['config']} | {r['model']} | {r['params'] / 1e6:.3f} M | {r['macs_per_s'] / 1e9:.3f} | "
+            f"{r['rtf_1thread']:.3f} | {r['rtf_all_threads']:.3f} | {mem} | {'yes' if r['causal'] else 'no'} "
+            f"| {lat} |"
+        )
     return lines
 
 
@@ -78,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"config": label, **row})
         print(table([rows[-1]])[-1], flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.processor() or platform.platform()}"
-    lines = table(rows) + ["", f"Measured on {machine}; torch {__import__('torch').__version__}; "
-                               f"{args.seconds:g} s of 16 kHz input."]
+    lines = table(rows) + [
+        "",
+        f"Measured on {machine}; torch {__import__('torch').__version__}; {args.seconds:g} s of 16 kHz input.",
+    ]
     print("\n".join(lines))
     if args.md:
         Path(args.md).write_text("\n".join(lines) + "\n")

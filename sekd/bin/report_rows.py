@@ -6,6 +6,7 @@ profile, merges the seeds of one system (mean and spread), and pairs each KD stu
 baseline and teacher as the plan says; ``gains``/``paired_gain`` give a KD row's gain over its
 baseline (paired per utterance and seed, with a 95 % interval) and the share of the gap closed.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,9 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: not readable JSON ({exc}); rerun the step that wrote it "
-                          f"(remove the .done beside it)") from None
+        raise ReportError(
+            f"{path}: not readable JSON ({exc}); rerun the step that wrote it (remove the .done beside it)"
+        ) from None
 
 
 def _system_row(system_dir: Path, test_set: str, plan: dict[str, dict] | None = None) -> dict:
@@ -239,8 +241,11 @@ def system_summary(system_dir: Path) -> str:
 
 
 # history key -> (name, unit, digits, higher is better); valid_pesq is logged only when monitored
-MONITORED = {"valid_pesq": ("PESQ-WB", "", 3, True), "valid_sisnr": ("SI-SNR", " dB", 2, True),
-             "valid_eer": ("EER", " %", 2, False)}
+MONITORED = {
+    "valid_pesq": ("PESQ-WB", "", 3, True),
+    "valid_sisnr": ("SI-SNR", " dB", 2, True),
+    "valid_eer": ("EER", " %", 2, False),
+}
 
 
 def curve_line(hist: list[dict], change: bool = False) -> str | None:

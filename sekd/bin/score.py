@@ -29,6 +29,7 @@ L3DAS23 task-1 metric l3das23 and its wer (with ``--asr_model``). A metric that 
 here (extra not installed, no ASR model) is reported as unavailable with the reason, not
 as a number.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -136,8 +137,13 @@ def unavailable(metrics: list[str], asr_model: str | None) -> dict[str, str]:
         if reason:
             out.update({m: reason for m in GROUPS["dnsmos"][0] if m in metrics})
     if asr_model is None:
-        out.update({m: "no ASR model given (--asr_model; L3DAS23 used facebook/wav2vec2-base-960h)"
-                    for m in GROUPS["asr"][0] if m in metrics})
+        out.update(
+            {
+                m: "no ASR model given (--asr_model; L3DAS23 used facebook/wav2vec2-base-960h)"
+                for m in GROUPS["asr"][0]
+                if m in metrics
+            }
+        )
     return out
 
 
@@ -176,19 +182,27 @@ def summarize(per_utt: dict[str, dict[str, float]], metrics: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=PIPE_NOTE)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PIPE_NOTE
+    )
     parser.add_argument("--ref_scp", required=True, help="clean references (spk1.scp)")
     parser.add_argument("--est_scp", required=True, help="signals to score (enhanced wav.scp, or noisy wav.scp)")
     parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--metrics", default="pesq_wb,stoi,estoi,sisdr",
-                        help=f"comma-separated, from: {', '.join(KNOWN)}")
+    parser.add_argument(
+        "--metrics", default="pesq_wb,stoi,estoi,sisdr", help=f"comma-separated, from: {', '.join(KNOWN)}"
+    )
     parser.add_argument("--ref_channel", type=int, default=0)
     parser.add_argument("--nj", type=int, default=1, help="worker processes")
-    parser.add_argument("--allow_missing", action="store_true",
-                        help="score the utterances --est_scp has when it lacks some references (default: refuse)")
-    parser.add_argument("--asr_model", default=None,
-                        help="wav2vec 2.0 CTC checkpoint dir for wer/l3das23 (else they are reported unavailable)")
+    parser.add_argument(
+        "--allow_missing",
+        action="store_true",
+        help="score the utterances --est_scp has when it lacks some references (default: refuse)",
+    )
+    parser.add_argument(
+        "--asr_model",
+        default=None,
+        help="wav2vec 2.0 CTC checkpoint dir for wer/l3das23 (else they are reported unavailable)",
+    )
     args = parser.parse_args(argv)
     requested = [m for m in args.metrics.split(",") if m]
     unknown = [m for m in requested if m not in KNOWN]
@@ -208,16 +222,25 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarize(per_utt, metrics)
             summary["num_missing"] = num_missing
             # Unavailable metrics stay in the summary, as text, in the order asked.
-            summary["metrics"] = {name: summary["metrics"].get(name) or {
-                "mean": None, "std": None, "n": 0, "failed": 0, "unavailable": skipped[name]} for name in requested}
+            summary["metrics"] = {
+                name: summary["metrics"].get(name)
+                or {"mean": None, "std": None, "n": 0, "failed": 0, "unavailable": skipped[name]}
+                for name in requested
+            }
             write_outputs(staging.tmp, per_utt, metrics, summary)
             staging.commit()
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(" ".join(f"{DISPLAY.get(n, n)}={s['mean']:.3f}" if s["mean"] is not None
-                   else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
-                   for n, s in summary["metrics"].items()) + f" ({summary['num_utts']} utts) -> {out_dir}")
+    print(
+        " ".join(
+            f"{DISPLAY.get(n, n)}={s['mean']:.3f}"
+            if s["mean"] is not None
+            else f"{n}=" + ("unavailable" if s.get("unavailable") else "n/a")
+            for n, s in summary["metrics"].items()
+        )
+        + f" ({summary['num_utts']} utts) -> {out_dir}"
+    )
     return 0
 
 
@@ -230,8 +253,11 @@ def score_all(args: argparse.Namespace, opts: Options) -> tuple[dict[str, dict[s
         raise DataError(ests[extra[0]].where, f"utterance {extra[0]!r} has no reference in {args.ref_scp}")
     missing = sorted(set(refs) - set(ests))
     if missing and not args.allow_missing:
-        raise DataError(args.est_scp, f"no estimate for {len(missing)} of {len(refs)} reference utterances, the "
-                        f"first {missing[0]!r} ({refs[missing[0]].where}); pass --allow_missing to score the rest")
+        raise DataError(
+            args.est_scp,
+            f"no estimate for {len(missing)} of {len(refs)} reference utterances, the "
+            f"first {missing[0]!r} ({refs[missing[0]].where}); pass --allow_missing to score the rest",
+        )
     jobs = [(k, refs[k], ests[k], opts) for k in sorted(ests)]
     _preload()  # once, before the workers fork, instead of once in each of them
     if args.nj > 1:

@@ -27,6 +27,7 @@ embeddings also ``scoring``: the method) and ``result.md``; the output dir appea
 An existing ``--out_dir`` is replaced only when it holds nothing but these files; anything else
 is refused, as is a second run into the same dir while one is running (``sekd.output_dir``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,16 +68,20 @@ def read_scores(path: str) -> dict[tuple[str, str], float]:
 def evaluate(trials: list[tuple[str, str, int]], scores: dict[tuple[str, str], float], scores_path: str) -> dict:
     missing = [(e, t) for e, t, _ in trials if (e, t) not in scores]
     if missing:
-        raise DataError(scores_path, f"no score for {len(missing)} of {len(trials)} trials, "
-                                     f"e.g. {' '.join(missing[0])}")
+        raise DataError(
+            scores_path, f"no score for {len(missing)} of {len(trials)} trials, e.g. {' '.join(missing[0])}"
+        )
     s = np.array([scores[(e, t)] for e, t, _ in trials])
     labels = np.array([lab for _, _, lab in trials])
     try:
         values = {"eer": 100 * eer(s, labels), **{f"mindcf_{p:g}": min_dcf(s, labels, p) for p in P_TARGETS}}
     except ValueError as exc:
         raise DataError(scores_path, str(exc)) from None
-    return {"num_trials": len(trials), "num_targets": int(labels.sum()),
-            "metrics": {k: {"mean": float(v), "n": len(trials), "failed": 0} for k, v in values.items()}}
+    return {
+        "num_trials": len(trials),
+        "num_targets": int(labels.sum()),
+        "metrics": {k: {"mean": float(v), "n": len(trials), "failed": 0} for k, v in values.items()},
+    }
 
 
 def score_embeddings(trials: list[tuple[str, str, int]], args: argparse.Namespace) -> tuple[dict, dict]:
@@ -87,13 +92,16 @@ def score_embeddings(trials: list[tuple[str, str, int]], args: argparse.Namespac
 
     enroll = read_embeddings(args.embeddings)
     test = read_embeddings(args.test_embeddings) if args.test_embeddings else None
-    for side, table, path in (("enrollment", enroll, args.embeddings), ("test", test or enroll,
-                                                                         args.test_embeddings or args.embeddings)):
+    for side, table, path in (
+        ("enrollment", enroll, args.embeddings),
+        ("test", test or enroll, args.test_embeddings or args.embeddings),
+    ):
         col = 0 if side == "enrollment" else 1
         missing = [t[col] for t in trials if t[col] not in table]
         if missing:
-            raise DataError(path, f"no embedding for {len(set(missing))} {side} utterance(s) of {args.trials}, "
-                            f"e.g. {missing[0]!r}")
+            raise DataError(
+                path, f"no embedding for {len(set(missing))} {side} utterance(s) of {args.trials}, e.g. {missing[0]!r}"
+            )
     cohort = mean = None
     method = {"method": "cosine"}
     if args.cohort:
@@ -106,8 +114,12 @@ def score_embeddings(trials: list[tuple[str, str, int]], args: argparse.Namespac
             if not cohort_embs:
                 raise DataError(args.cohort_utt2spk, f"no utterance of {args.cohort} has a speaker here")
         cohort = np.stack(list(cohort_embs.values()))
-        method = {"method": "asnorm", "top_n": args.top_n, "cohort": len(cohort),
-                  "subtract_mean": bool(args.subtract_mean)}
+        method = {
+            "method": "asnorm",
+            "top_n": args.top_n,
+            "cohort": len(cohort),
+            "subtract_mean": bool(args.subtract_mean),
+        }
     elif args.subtract_mean:
         raise DataError(args.embeddings, "--subtract_mean needs --cohort (the mean is the cohort's)")
     values = score_trials(enroll, trials, test, cohort=cohort, top_n=args.top_n, mean=mean)
@@ -120,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--scores", help="trial scores, '<enroll> <test> <score>' per line")
     source.add_argument("--embeddings", help="embeddings scp (kaldiio) of the trial utterances")
-    parser.add_argument("--test_embeddings", default=None,
-                        help="embeddings scp of the test side (default: --embeddings)")
+    parser.add_argument(
+        "--test_embeddings", default=None, help="embeddings scp of the test side (default: --embeddings)"
+    )
     parser.add_argument("--cohort", default=None, help="embeddings scp of the AS-norm cohort (e.g. the training set)")
     parser.add_argument("--cohort_utt2spk", default=None, help="average the cohort per speaker with this utt2spk")
     parser.add_argument("--top_n", type=int, default=300, help="AS-norm: cohort scores kept per side")
@@ -149,18 +162,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     m = summary["metrics"]
-    print(f"EER {m['eer']['mean']:.3f} % minDCF(0.01) {m['mindcf_0.01']['mean']:.4f} "
-          f"minDCF(0.05) {m['mindcf_0.05']['mean']:.4f} ({summary['num_trials']} trials) -> {out_dir}")
+    print(
+        f"EER {m['eer']['mean']:.3f} % minDCF(0.01) {m['mindcf_0.01']['mean']:.4f} "
+        f"minDCF(0.05) {m['mindcf_0.05']['mean']:.4f} ({summary['num_trials']} trials) -> {out_dir}"
+    )
     return 0
 
 
 def write_results(out: Path, summary: dict) -> None:
     (out / "result.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     m = summary["metrics"]
-    (out / "result.md").write_text("| trials | targets | EER (%) | minDCF (0.01) | minDCF (0.05) |\n"
-                                   "|---|---|---|---|---|\n"
-                                   f"| {summary['num_trials']} | {summary['num_targets']} | {m['eer']['mean']:.3f} | "
-                                   f"{m['mindcf_0.01']['mean']:.4f} | {m['mindcf_0.05']['mean']:.4f} |\n")
+    (out / "result.md").write_text(
+        "| trials | targets | EER (%) | minDCF (0.01) | minDCF (0.05) |\n"
+        "|---|---|---|---|---|\n"
+        f"| {summary['num_trials']} | {summary['num_targets']} | {m['eer']['mean']:.3f} | "
+        f"{m['mindcf_0.01']['mean']:.4f} | {m['mindcf_0.05']['mean']:.4f} |\n"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ converted to first-order Ambisonics (needs pyroomacoustics): wav.scp 4-channel B
 (ACN order W, Y, Z, X; SN3D), spk1.scp the mono direct-path speech at the array centre,
 noise1.scp the 4-channel noise, plus utt2rt60 and utt2distance (sekd.data.synth.room).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise_types", default=NOISE_TYPES, help=f"comma-separated subset of {NOISE_TYPES}")
     p.add_argument("--nj", type=int, default=1, help="parallel processes (the output does not depend on it)")
     p.add_argument("--overwrite", action="store_true", help="replace an out_dir made with other parameters")
-    p.add_argument("--array", choices=("mono", "foa"), default="mono",
-                   help="mono wavs, or 4-channel first-order Ambisonics from simulated rooms (foa)")
+    p.add_argument(
+        "--array",
+        choices=("mono", "foa"),
+        default="mono",
+        help="mono wavs, or 4-channel first-order Ambisonics from simulated rooms (foa)",
+    )
     return p
 
 
@@ -72,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             array=None if args.array == "mono" else args.array,
         )
     except ImportError as e:
-        print(f"simulate_mini: error: --array {args.array} needs {e.name or 'a missing package'} "
-              f"(pip install pyroomacoustics): {e}", file=sys.stderr)
+        print(
+            f"simulate_mini: error: --array {args.array} needs {e.name or 'a missing package'} "
+            f"(pip install pyroomacoustics): {e}",
+            file=sys.stderr,
+        )
         return 1
     except (ValueError, FileExistsError) as e:
         print(f"simulate_mini: error: {e}", file=sys.stderr)

@@ -10,6 +10,7 @@ valid and test also trials) and the wavs under <out_dir>/wav/ (sekd.data.synth.s
 valid = held-out utterances of the training talkers; test = talkers disjoint from training.
 A rerun with the same options finds the finished corpus and does nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         summary = make_spk_corpus(
-            args.out_dir, seed=args.seed, num_train_speakers=args.num_train_speakers,
-            num_test_speakers=args.num_test_speakers, utts_per_speaker=args.utts_per_speaker,
-            valid_utts_per_speaker=args.valid_utts_per_speaker, test_utts_per_speaker=args.test_utts_per_speaker,
-            snr_range=None if args.clean else (args.snr_low, args.snr_high), pitch_jitter=args.pitch_jitter,
-            rate_jitter=args.rate_jitter, nj=args.nj, overwrite=args.overwrite, progress=sys.stderr.isatty())
+            args.out_dir,
+            seed=args.seed,
+            num_train_speakers=args.num_train_speakers,
+            num_test_speakers=args.num_test_speakers,
+            utts_per_speaker=args.utts_per_speaker,
+            valid_utts_per_speaker=args.valid_utts_per_speaker,
+            test_utts_per_speaker=args.test_utts_per_speaker,
+            snr_range=None if args.clean else (args.snr_low, args.snr_high),
+            pitch_jitter=args.pitch_jitter,
+            rate_jitter=args.rate_jitter,
+            nj=args.nj,
+            overwrite=args.overwrite,
+            progress=sys.stderr.isatty(),
+        )
     except (ValueError, FileExistsError) as exc:
         print(f"simulate_mini_spk: error: {exc}", file=sys.stderr)
         return 1
     for name, s in summary.items():
-        print(f"simulate_mini_spk: {name}: {s['utterances']} utterances, {s['speakers']} speakers, "
-              f"{s.get('trials', 0)} trials, {s['hours'] * 60:.1f} min")
+        print(
+            f"simulate_mini_spk: {name}: {s['utterances']} utterances, {s['speakers']} speakers, "
+            f"{s.get('trials', 0)} trials, {s['hours'] * 60:.1f} min"
+        )
     print(f"simulate_mini_spk: done in {time.time() - start:.1f} s")
     return 0
 

@@ -3,13 +3,29 @@
 The datasets (``sekd.data.dataset``) need torch; they are imported on first use, so tools
 that only read data dirs (the scorer, the data checks) start without loading torch.
 """
+
 from sekd.data.errors import DataError
 from sekd.data.kaldi_dir import DataDir, read_scp
 
-__all__ = ["CropDataset", "MixingDataset", "UtteranceDataset", "SpeakerCropDataset", "TrialUtteranceDataset",
-           "collate_single", "DataError", "DataDir", "read_scp"]
-_LAZY = ("CropDataset", "MixingDataset", "UtteranceDataset", "SpeakerCropDataset", "TrialUtteranceDataset",
-         "collate_single")
+__all__ = [
+    "CropDataset",
+    "MixingDataset",
+    "UtteranceDataset",
+    "SpeakerCropDataset",
+    "TrialUtteranceDataset",
+    "collate_single",
+    "DataError",
+    "DataDir",
+    "read_scp",
+]
+_LAZY = (
+    "CropDataset",
+    "MixingDataset",
+    "UtteranceDataset",
+    "SpeakerCropDataset",
+    "TrialUtteranceDataset",
+    "collate_single",
+)
 
 
 def __getattr__(name: str):

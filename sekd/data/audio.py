@@ -4,6 +4,7 @@ An scp value is one of: a path to an audio file soundfile can read (wav, flac, .
 an ark entry ``file.ark:offset`` (read by kaldiio), or a command ending in ``|`` whose
 stdout is audio (read by kaldiio). Audio comes back as float32 ``[C, T]``.
 """
+
 from __future__ import annotations
 
 import os

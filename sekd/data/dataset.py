@@ -3,6 +3,7 @@
 Crops are a pure function of ``(seed, epoch, index)``, never of global random state,
 so a resumed run sees exactly the batches an uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,9 @@ from sekd.data.kaldi_dir import DataDir, Entry, entry_info, read_entry
 def _read(entry: Entry, key: str, sample_rate: int, start: int = 0, stop: int | None = None) -> np.ndarray:
     data, rate = read_entry(entry, key, start, stop)
     if rate != sample_rate:
-        raise DataError(entry.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz "
-                        f"({entry.value})")
+        raise DataError(
+            entry.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz ({entry.value})"
+        )
     return data
 
 
@@ -50,15 +52,20 @@ class _Base(Dataset):
         noisy_e = self.data.wav[key]
         noisy = _read(noisy_e, key, self.sample_rate, start, stop)
         if self.channels is not None and noisy.shape[0] != self.channels:
-            raise DataError(noisy_e.where, f"utterance {key!r}: {noisy.shape[0]} channels, expected "
-                            f"{self.channels} ({noisy_e.value})")
+            raise DataError(
+                noisy_e.where,
+                f"utterance {key!r}: {noisy.shape[0]} channels, expected {self.channels} ({noisy_e.value})",
+            )
         if self.data.ref is None:
             return noisy, None
         ref_e = self.data.ref[key]
         ref = _read(ref_e, key, self.sample_rate, start, stop)
         if ref.shape[1] != noisy.shape[1]:
-            raise DataError(ref_e.where, f"utterance {key!r}: reference has {ref.shape[1]} samples, input has "
-                            f"{noisy.shape[1]} ({ref_e.value} vs {noisy_e.value})")
+            raise DataError(
+                ref_e.where,
+                f"utterance {key!r}: reference has {ref.shape[1]} samples, input has "
+                f"{noisy.shape[1]} ({ref_e.value} vs {noisy_e.value})",
+            )
         return noisy, ref[min(self.ref_channel, ref.shape[0] - 1)]
 
 
@@ -73,8 +80,16 @@ class CropDataset(_CropSlots, _Base):
     (``kd.cache_teacher``).
     """
 
-    def __init__(self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0,
-                 channels: int | None = None, ref_channel: int = 0, crop_slots: int = 0) -> None:
+    def __init__(
+        self,
+        data: DataDir | str,
+        segment: float,
+        sample_rate: int = 16000,
+        seed: int = 0,
+        channels: int | None = None,
+        ref_channel: int = 0,
+        crop_slots: int = 0,
+    ) -> None:
         super().__init__(data, sample_rate, channels, ref_channel)
         self.segment = int(round(segment * sample_rate))
         if crop_slots < 0:
@@ -100,8 +115,11 @@ class CropDataset(_CropSlots, _Base):
             noisy_len = entry_info(self.data.wav[key], key)[2]
             ref_len = entry_info(self.data.ref[key], key)[2]
             if noisy_len != ref_len:
-                raise DataError(self.data.ref[key].where, f"utterance {key!r}: reference has {ref_len} samples, "
-                                f"input has {noisy_len} ({self.data.ref[key].value} vs {self.data.wav[key].value})")
+                raise DataError(
+                    self.data.ref[key].where,
+                    f"utterance {key!r}: reference has {ref_len} samples, "
+                    f"input has {noisy_len} ({self.data.ref[key].value} vs {self.data.wav[key].value})",
+                )
             self._lengths[key] = noisy_len
         length = self._lengths[key]
         rng = np.random.default_rng([self.seed, self.slot, index])
@@ -135,9 +153,17 @@ class MixingDataset(CropDataset):
     mixtures); a pure function of ``(seed, epoch, index)``, so resumed runs see the same batches.
     """
 
-    def __init__(self, data: DataDir | str, noise_scp: str, segment: float, sample_rate: int = 16000,
-                 seed: int = 0, snr_range: tuple[float, float] = (0.0, 40.0),
-                 level_range: tuple[float, float] = (-35.0, -15.0), crop_slots: int = 0) -> None:
+    def __init__(
+        self,
+        data: DataDir | str,
+        noise_scp: str,
+        segment: float,
+        sample_rate: int = 16000,
+        seed: int = 0,
+        snr_range: tuple[float, float] = (0.0, 40.0),
+        level_range: tuple[float, float] = (-35.0, -15.0),
+        crop_slots: int = 0,
+    ) -> None:
         super().__init__(data, segment, sample_rate, seed, channels=None, ref_channel=0, crop_slots=crop_slots)
         from sekd.data.kaldi_dir import read_scp
 
@@ -180,8 +206,14 @@ class MixingDataset(CropDataset):
 class UtteranceDataset(_Base):
     """Whole utterances: ``(key, noisy [C, T], clean [T] or None)``; use with batch size 1."""
 
-    def __init__(self, data: DataDir | str, sample_rate: int = 16000, channels: int | None = None,
-                 ref_channel: int = 0, require_ref: bool = True) -> None:
+    def __init__(
+        self,
+        data: DataDir | str,
+        sample_rate: int = 16000,
+        channels: int | None = None,
+        ref_channel: int = 0,
+        require_ref: bool = True,
+    ) -> None:
         if not isinstance(data, DataDir):
             data = DataDir(data, require_ref=require_ref)
         super().__init__(data, sample_rate, channels, ref_channel)
@@ -194,7 +226,7 @@ class UtteranceDataset(_Base):
 
 def collate_single(batch):
     """Collate for batch size 1 of ``UtteranceDataset``: adds the batch axis."""
-    (key, noisy, ref), = batch
+    ((key, noisy, ref),) = batch
     return key, noisy[None], None if ref is None else ref[None]
 
 
@@ -220,8 +252,9 @@ class SpeakerCropDataset(_CropSlots, Dataset):
     Multi-channel input keeps channel 0. ``spk1.scp`` is not needed (and not read).
     """
 
-    def __init__(self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0,
-                 crop_slots: int = 0) -> None:
+    def __init__(
+        self, data: DataDir | str, segment: float, sample_rate: int = 16000, seed: int = 0, crop_slots: int = 0
+    ) -> None:
         self.data = data if isinstance(data, DataDir) else DataDir(data, require_ref=False)
         self.speakers = speaker_list(self.data)
         index = {s: i for i, s in enumerate(self.speakers)}
@@ -259,9 +292,12 @@ class SpeakerCropDataset(_CropSlots, Dataset):
         if wav.shape[1] == 0:
             raise DataError(entry.where, f"utterance {key!r} is empty ({entry.value})")
         if wav.shape[1] < self.segment:
-            wav = np.tile(wav, (1, -(-self.segment // wav.shape[1])))[:, :self.segment]
-        return (torch.from_numpy(np.ascontiguousarray(wav)), torch.tensor(self.labels[index], dtype=torch.long),
-                self.crop_id(index))
+            wav = np.tile(wav, (1, -(-self.segment // wav.shape[1])))[:, : self.segment]
+        return (
+            torch.from_numpy(np.ascontiguousarray(wav)),
+            torch.tensor(self.labels[index], dtype=torch.long),
+            self.crop_id(index),
+        )
 
 
 class TrialUtteranceDataset(Dataset):
@@ -273,20 +309,27 @@ class TrialUtteranceDataset(Dataset):
     needs target and non-target trials (else no EER).
     """
 
-    def __init__(self, data: DataDir | str, sample_rate: int = 16000, max_seconds: float | None = None,
-                 trials: str | None = None, max_trials: int | None = None) -> None:
+    def __init__(
+        self,
+        data: DataDir | str,
+        sample_rate: int = 16000,
+        max_seconds: float | None = None,
+        trials: str | None = None,
+        max_trials: int | None = None,
+    ) -> None:
         from sekd.sv.scoring import read_trials
 
         self.data = data if isinstance(data, DataDir) else DataDir(data, require_ref=False)
         path = trials or str(self.data.path / "trials")
         self.trials = read_trials(path)
         if max_trials:
-            self.trials = self.trials[:int(max_trials)]
+            self.trials = self.trials[: int(max_trials)]
         for num, (enroll, test, _) in enumerate(self.trials, 1):
             for key in (enroll, test):
                 if key not in self.data.wav:
-                    raise DataError(path, f"trial {num} ({enroll} {test}): utterance {key!r} is not in "
-                                    f"{self.data.path / 'wav.scp'}")
+                    raise DataError(
+                        path, f"trial {num} ({enroll} {test}): utterance {key!r} is not in {self.data.path / 'wav.scp'}"
+                    )
         labels = {lab for _, _, lab in self.trials}
         if labels != {0, 1}:
             raise DataError(path, "needs target and non-target trials to compute an EER")

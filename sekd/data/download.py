@@ -13,6 +13,7 @@ moves the archive's top-level entries into place only when every member is out, 
 leaves a marker ``.<archive name>.unpacked``: a killed unpack leaves nothing a rerun would
 take as done.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,13 @@ def _algorithm(checksum: str) -> tuple[str, str]:
     return by_length[len(checksum)], checksum.lower()
 
 
-def download(url: str, dest: str | os.PathLike, checksum: str | None = None, timeout: float = 60.0,
-             progress: Callable[[int, int | None], None] | None = None) -> Path:
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    checksum: str | None = None,
+    timeout: float = 60.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
     """Fetch ``url`` into ``dest`` (resuming ``<dest>.part``), verify ``checksum``, return ``dest``.
 
     ``dest`` already present: only its checksum is verified (no network). ``progress(done,
@@ -95,8 +101,7 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, tim
                     if progress:
                         progress(done, total)
         except (OSError, http.client.HTTPException) as e:
-            raise DownloadError(f"{url}: connection lost after {done} bytes ({e}); rerun to resume "
-                                f"from {part}") from e
+            raise DownloadError(f"{url}: connection lost after {done} bytes ({e}); rerun to resume from {part}") from e
     if total is not None and done < total:
         raise DownloadError(f"{url}: connection closed after {done} of {total} bytes; rerun to resume from {part}")
     os.replace(part, dest)
@@ -112,8 +117,10 @@ def _verify(path: Path, want: tuple[str, str] | None, url: str) -> None:
     if actual != expected:
         bad = path.with_name(path.name + ".corrupt")
         os.replace(path, bad)
-        raise DownloadError(f"{path}: {algo} checksum mismatch: expected {expected}, got {actual} "
-                            f"(downloaded from {url}; moved to {bad}; rerun to download it again)")
+        raise DownloadError(
+            f"{path}: {algo} checksum mismatch: expected {expected}, got {actual} "
+            f"(downloaded from {url}; moved to {bad}; rerun to download it again)"
+        )
 
 
 def unpack_zip(archive: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

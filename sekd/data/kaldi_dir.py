@@ -5,6 +5,7 @@ name the file and the line. ``DataDir`` joins the files of one directory and che
 them (non-empty, unique keys, the same utterances in every file); ``check_audio``
 also opens every audio header (sample rate, channels, noisy/clean length).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from sekd.data.audio import audio_info, is_plain_path, load_audio
 from sekd.data.errors import DataError
 
 # What every tool that reads data dirs says in its --help (the Kaldi convention, a security matter).
-PIPE_NOTE = ("Data lists: a wav.scp (or spk1.scp) entry of the form '<command> |' is run in a shell and its "
-             "output read as audio, as in Kaldi; read only data dirs you trust.")
+PIPE_NOTE = (
+    "Data lists: a wav.scp (or spk1.scp) entry of the form '<command> |' is run in a shell and its "
+    "output read as audio, as in Kaldi; read only data dirs you trust."
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,11 @@ class DataDir:
     def _same_keys(self, other: dict[str, Entry], name: str) -> None:
         missing = sorted(set(self.wav) - set(other))
         if missing:
-            raise DataError(str(self.path / name), f"no entry for utterance {missing[0]!r} of wav.scp "
-                            f"(line {self.wav[missing[0]].line}); {len(missing)} missing in all")
+            raise DataError(
+                str(self.path / name),
+                f"no entry for utterance {missing[0]!r} of wav.scp "
+                f"(line {self.wav[missing[0]].line}); {len(missing)} missing in all",
+            )
         extra = sorted(set(other) - set(self.wav))
         if extra:
             raise DataError(other[extra[0]].where, f"utterance {extra[0]!r} is not in wav.scp")
@@ -121,16 +127,21 @@ class DataDir:
             noisy = self.wav[key]
             rate, chans, frames = entry_info(noisy, key)
             if rate != sample_rate:
-                raise DataError(noisy.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz "
-                                f"({noisy.value})")
+                raise DataError(
+                    noisy.where, f"utterance {key!r}: sample rate {rate} Hz, expected {sample_rate} Hz ({noisy.value})"
+                )
             if channels is not None and chans != channels:
-                raise DataError(noisy.where, f"utterance {key!r}: {chans} channels, expected {channels} "
-                                f"({noisy.value})")
+                raise DataError(
+                    noisy.where, f"utterance {key!r}: {chans} channels, expected {channels} ({noisy.value})"
+                )
             if first is None:
                 first = (noisy.where, chans)
             elif chans != first[1]:
-                raise DataError(noisy.where, f"utterance {key!r}: {chans} channel(s), but the first input "
-                                f"({first[0]}) has {first[1]}: a data dir holds one channel count ({noisy.value})")
+                raise DataError(
+                    noisy.where,
+                    f"utterance {key!r}: {chans} channel(s), but the first input "
+                    f"({first[0]}) has {first[1]}: a data dir holds one channel count ({noisy.value})",
+                )
             if frames == 0:
                 raise DataError(noisy.where, f"utterance {key!r}: empty audio, 0 samples ({noisy.value})")
             if self.ref is None:
@@ -138,11 +149,17 @@ class DataDir:
             ref = self.ref[key]
             ref_rate, _, ref_frames = entry_info(ref, key)
             if ref_rate != rate:
-                raise DataError(ref.where, f"utterance {key!r}: sample rate {ref_rate} Hz of the reference differs "
-                                f"from {rate} Hz of the input ({ref.value} vs {noisy.value})")
+                raise DataError(
+                    ref.where,
+                    f"utterance {key!r}: sample rate {ref_rate} Hz of the reference differs "
+                    f"from {rate} Hz of the input ({ref.value} vs {noisy.value})",
+                )
             if ref_frames != frames:
-                raise DataError(ref.where, f"utterance {key!r}: reference has {ref_frames} samples, input has "
-                                f"{frames} ({ref.value} vs {noisy.value})")
+                raise DataError(
+                    ref.where,
+                    f"utterance {key!r}: reference has {ref_frames} samples, input has "
+                    f"{frames} ({ref.value} vs {noisy.value})",
+                )
 
 
 def entry_info(entry: Entry, key: str) -> tuple[int, int, int]:

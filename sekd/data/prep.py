@@ -11,6 +11,7 @@
 - :func:`summarize_data_dir` / :func:`describe_data_dir`: utterances, speakers, hours (and
   trials) of a written data dir, as a dict or as the line a prep script prints.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -60,11 +61,13 @@ def pair(noisy: dict[str, Path], clean: dict[str, Path], noisy_dir: str, clean_d
     only_noisy = sorted(set(noisy) - set(clean))
     only_clean = sorted(set(clean) - set(noisy))
     if only_noisy:
-        raise DataError(str(noisy[only_noisy[0]]), f"no clean partner in {clean_dir} "
-                        f"({len(only_noisy)} noisy file(s) unpaired)")
+        raise DataError(
+            str(noisy[only_noisy[0]]), f"no clean partner in {clean_dir} ({len(only_noisy)} noisy file(s) unpaired)"
+        )
     if only_clean:
-        raise DataError(str(clean[only_clean[0]]), f"no noisy partner in {noisy_dir} "
-                        f"({len(only_clean)} clean file(s) unpaired)")
+        raise DataError(
+            str(clean[only_clean[0]]), f"no noisy partner in {noisy_dir} ({len(only_clean)} clean file(s) unpaired)"
+        )
     return sorted(noisy)
 
 
@@ -93,8 +96,12 @@ def _convert_one(job: tuple[tuple[str, ...], str, int | None]) -> tuple[str, flo
     return dst, data.shape[0] / out_rate
 
 
-def convert(jobs: Sequence[tuple[Sequence[str | os.PathLike], str | os.PathLike]], rate: int | None = None,
-            nj: int = 1, desc: str = "convert") -> dict[str, float]:
+def convert(
+    jobs: Sequence[tuple[Sequence[str | os.PathLike], str | os.PathLike]],
+    rate: int | None = None,
+    nj: int = 1,
+    desc: str = "convert",
+) -> dict[str, float]:
     """Write each ``(sources, dst)``: the sources' channels side by side, resampled to ``rate``.
 
     Returns ``{dst: duration in s}``. Outputs that exist are kept (a rerun resumes).
@@ -138,8 +145,11 @@ def write_data_dir(out_dir: str | os.PathLike, utts: Sequence[Utt]) -> Path:
         raise DataError(str(out), f"utterance id {dup!r} twice")
     by_id = sorted(utts, key=lambda u: u.utt_id.encode())
     if [u.spk for u in by_id] != sorted((u.spk for u in by_id), key=str.encode):
-        raise DataError(str(out), "utterance ids do not sort with their speaker ids (Kaldi needs the speaker "
-                        "id as a prefix of the utterance id)")
+        raise DataError(
+            str(out),
+            "utterance ids do not sort with their speaker ids (Kaldi needs the speaker "
+            "id as a prefix of the utterance id)",
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

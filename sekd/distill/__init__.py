@@ -7,6 +7,7 @@ paths it needs from the student and the teacher (``student_taps`` /
 (``sekd.distill.taps``) and calls the term with a ``KDContext``. Terms may own
 trainable adapters; they train with the student and are not part of it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

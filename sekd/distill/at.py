@@ -14,6 +14,7 @@ student may have any channel counts; the teacher's map is interpolated to the st
 frames and bins where they differ (the official code needs equal spatial sizes). No
 parameters.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,14 @@ def attention_map(x: torch.Tensor, size=None, p: float = 2.0) -> torch.Tensor:
 
 @register_kd("at")
 class AttentionTransferKD(FeatureKD):
-    def __init__(self, student_layers: list[str], teacher_layers: list[str], student_layout: str = "BCFT",
-                 teacher_layout: str | None = None, p: float = 2.0) -> None:
+    def __init__(
+        self,
+        student_layers: list[str],
+        teacher_layers: list[str],
+        student_layout: str = "BCFT",
+        teacher_layout: str | None = None,
+        p: float = 2.0,
+    ) -> None:
         super().__init__(student_layers, teacher_layers, student_layout, teacher_layout)
         self.p = p
 

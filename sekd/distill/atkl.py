@@ -31,6 +31,7 @@ Example::
       weight: 1.0
       args: {student_layers: [encoder.0, ..., decoder.5], teacher_layers: [...], tau: 1.0}
 """
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,16 @@ def kl_logp(log_p_t: torch.Tensor, log_p_s: torch.Tensor) -> torch.Tensor:
 
 @register_kd("atkl")
 class ATKLKD(FeatureKD):
-    def __init__(self, student_layers: list[str], teacher_layers: list[str], student_layout: str = "BCFT",
-                 teacher_layout: str | None = None, tau: float = 1.0, time: bool = True, channel: bool = True) -> None:
+    def __init__(
+        self,
+        student_layers: list[str],
+        teacher_layers: list[str],
+        student_layout: str = "BCFT",
+        teacher_layout: str | None = None,
+        tau: float = 1.0,
+        time: bool = True,
+        channel: bool = True,
+    ) -> None:
         super().__init__(student_layers, teacher_layers, student_layout, teacher_layout)
         if not (time or channel):
             raise ValueError("atkl needs the time map, the channel map or both")
@@ -79,4 +88,4 @@ class ATKLKD(FeatureKD):
                     s = lazy_conv1x1(self.adapters, str(i), s.shape[1], t.shape[1], s)(s)
                 p_t = log_attention(t.pow(2).mean((2, 3)), self.tau)
                 loss = loss + kl_logp(p_t, log_attention(s.pow(2).mean((2, 3)), self.tau))
-        return loss * self.tau ** 2 / len(s_feats)
+        return loss * self.tau**2 / len(s_feats)

@@ -23,6 +23,7 @@ Example (``conf/kd/embedding_kd.yaml``)::
       terms:
         - {name: embedding_kd, weight: 1.0, args: {distance: cosine}}
 """
+
 from __future__ import annotations
 
 import torch

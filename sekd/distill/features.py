@@ -16,6 +16,7 @@ channels: ``resize_to`` interpolates a teacher tensor to the student's ``(T, F)`
 (bilinear, as in the literature's cross-resolution KD); channel mismatches are the
 business of each term (adapters, or channel-free statistics).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -78,14 +79,21 @@ class FeatureKD(KDTerm):
 
     pairwise = True
 
-    def __init__(self, student_layers: list[str], teacher_layers: list[str], student_layout: str = "BCFT",
-                 teacher_layout: str | None = None) -> None:
+    def __init__(
+        self,
+        student_layers: list[str],
+        teacher_layers: list[str],
+        student_layout: str = "BCFT",
+        teacher_layout: str | None = None,
+    ) -> None:
         super().__init__()
         if not student_layers or not teacher_layers:
             raise ValueError(f"{type(self).__name__}: student_layers and teacher_layers must not be empty")
         if self.pairwise and len(student_layers) != len(teacher_layers):
-            raise ValueError(f"{type(self).__name__} pairs layers one to one: {len(student_layers)} student "
-                             f"layers vs {len(teacher_layers)} teacher layers")
+            raise ValueError(
+                f"{type(self).__name__} pairs layers one to one: {len(student_layers)} student "
+                f"layers vs {len(teacher_layers)} teacher layers"
+            )
         check_layouts(student_layout, teacher_layout or student_layout)
         self.student_layers, self.teacher_layers = list(student_layers), list(teacher_layers)
         self.student_layout, self.teacher_layout = student_layout, teacher_layout or student_layout

@@ -22,6 +22,7 @@ Example (``conf/kd/fitnet.yaml``)::
           args: {student_layers: [encoder.3, enhance], teacher_layers: [encoder.3, enhance],
                  student_layout: BCFT}
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,15 +39,22 @@ def lazy_conv1x1(modules: nn.ModuleDict, key: str, c_in: int, c_out: int, like: 
         modules[key] = nn.Conv2d(c_in, c_out, 1).to(like.device, like.dtype)
     conv = modules[key]
     if conv.in_channels != c_in or conv.out_channels != c_out:
-        raise ValueError(f"adapter {key}: made for {conv.in_channels} -> {conv.out_channels} channels, "
-                         f"now asked for {c_in} -> {c_out}")
+        raise ValueError(
+            f"adapter {key}: made for {conv.in_channels} -> {conv.out_channels} channels, "
+            f"now asked for {c_in} -> {c_out}"
+        )
     return conv
 
 
 @register_kd("fitnet")
 class FitNetKD(FeatureKD):
-    def __init__(self, student_layers: list[str], teacher_layers: list[str], student_layout: str = "BCFT",
-                 teacher_layout: str | None = None) -> None:
+    def __init__(
+        self,
+        student_layers: list[str],
+        teacher_layers: list[str],
+        student_layout: str = "BCFT",
+        teacher_layout: str | None = None,
+    ) -> None:
         super().__init__(student_layers, teacher_layers, student_layout, teacher_layout)
         self.adapters = nn.ModuleDict()
 

@@ -74,6 +74,7 @@ Example (the sets of ``egs/mini/conf/kd/i2srf_tfckd.yaml``, at the official widt
           middle:  {student: [dual_path.mid.0], teacher: [dual_path.mid.0, dual_path.mid.1]}
           decoder: {student: [decoder.2, decoder.1, decoder.0], teacher: [decoder.2, decoder.1, decoder.0]}
 """
+
 from __future__ import annotations
 
 import torch
@@ -101,10 +102,12 @@ class RecursiveFusion(nn.Module):
         self.order, self.resize = order, resize
         self.reduce = nn.ModuleList(
             nn.Sequential(nn.LazyConv2d(channels, 1), nn.InstanceNorm2d(channels, affine=True), nn.PReLU())
-            for _ in range(n))
+            for _ in range(n)
+        )
         self.gate = nn.ModuleList(nn.Conv2d(2 * channels, 2, 1) for _ in range(n - 1))
-        self.out = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels, affine=True),
-                                 nn.PReLU())
+        self.out = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels, affine=True), nn.PReLU()
+        )
 
     def _up(self, y: torch.Tensor, size: torch.Size) -> torch.Tensor:
         if self.resize == "bilinear":
@@ -126,11 +129,23 @@ class RecursiveFusion(nn.Module):
 
 @register_kd("i2srf_tfckd")
 class I2SRFTFCKD(KDTerm):
-    def __init__(self, sets: dict[str, dict], student_layout: str = "BCTF", teacher_layout: str | None = None,
-                 fusion_channels: int = 128, inter_set: bool = True, fusion_order: str = "forward",
-                 fusion_resize: str = "nearest", bands: int = 64, freq_mode: str = "batch",
-                 weighting: str = "own", calib_input: str = "gram", calib_norm: str = "rows",
-                 scale_logits: bool = False, row_reduce: str = "mean") -> None:
+    def __init__(
+        self,
+        sets: dict[str, dict],
+        student_layout: str = "BCTF",
+        teacher_layout: str | None = None,
+        fusion_channels: int = 128,
+        inter_set: bool = True,
+        fusion_order: str = "forward",
+        fusion_resize: str = "nearest",
+        bands: int = 64,
+        freq_mode: str = "batch",
+        weighting: str = "own",
+        calib_input: str = "gram",
+        calib_norm: str = "rows",
+        scale_logits: bool = False,
+        row_reduce: str = "mean",
+    ) -> None:
         super().__init__()
         if not sets:
             raise ValueError("i2srf_tfckd needs at least one set of layers")
@@ -144,16 +159,32 @@ class I2SRFTFCKD(KDTerm):
         self.sets = {name: {"student": list(s["student"]), "teacher": list(s["teacher"])} for name, s in sets.items()}
         orders = {name: s.get("fusion_order", fusion_order) for name, s in sets.items()}
         self.student_layout, self.teacher_layout = student_layout, teacher_layout or student_layout
-        opts = dict(bands=bands, freq_mode=freq_mode, weighting=weighting, calib_input=calib_input,
-                    calib_norm=calib_norm, scale_logits=scale_logits, row_reduce=row_reduce)
-        self.intra = nn.ModuleDict({n: CalibratedSet(len(s["student"]), len(s["teacher"]), **opts)
-                                    for n, s in self.sets.items()})
+        opts = dict(
+            bands=bands,
+            freq_mode=freq_mode,
+            weighting=weighting,
+            calib_input=calib_input,
+            calib_norm=calib_norm,
+            scale_logits=scale_logits,
+            row_reduce=row_reduce,
+        )
+        self.intra = nn.ModuleDict(
+            {n: CalibratedSet(len(s["student"]), len(s["teacher"]), **opts) for n, s in self.sets.items()}
+        )
         self.inter_set = inter_set and len(self.sets) > 1
         if self.inter_set:
-            self.fuse_student = nn.ModuleDict({n: RecursiveFusion(len(s["student"]), fusion_channels, orders[n],
-                                                                  fusion_resize) for n, s in self.sets.items()})
-            self.fuse_teacher = nn.ModuleDict({n: RecursiveFusion(len(s["teacher"]), fusion_channels, orders[n],
-                                                                  fusion_resize) for n, s in self.sets.items()})
+            self.fuse_student = nn.ModuleDict(
+                {
+                    n: RecursiveFusion(len(s["student"]), fusion_channels, orders[n], fusion_resize)
+                    for n, s in self.sets.items()
+                }
+            )
+            self.fuse_teacher = nn.ModuleDict(
+                {
+                    n: RecursiveFusion(len(s["teacher"]), fusion_channels, orders[n], fusion_resize)
+                    for n, s in self.sets.items()
+                }
+            )
             self.inter = CalibratedSet(len(self.sets), len(self.sets), **opts)
         self.last_parts: dict[str, float] = {}
 

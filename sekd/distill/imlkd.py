@@ -96,6 +96,7 @@ Example (``conf/kd/imlkd.yaml``)::
           weight: 1.0
           args: {durations: [full, 1.0, 0.5], steps: 8, baseline: 0.0, cache: true}
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -125,8 +126,9 @@ class AttentivePredictor(nn.Module):
         return self.proj((alpha * x).sum(-1))
 
 
-def segment_plan(num_samples: int, durations: Sequence, sample_rate: int,
-                 max_segments: int) -> list[tuple[int, list[int]]]:
+def segment_plan(
+    num_samples: int, durations: Sequence, sample_rate: int, max_segments: int
+) -> list[tuple[int, list[int]]]:
     """``[(length, starts)]`` per distinct duration: ``k = min(max_segments, S // L)`` segments of ``L``
     samples, evenly spaced from the start to the end of the crop (``full``: the whole crop)."""
     plan: list[tuple[int, list[int]]] = []
@@ -138,15 +140,19 @@ def segment_plan(num_samples: int, durations: Sequence, sample_rate: int,
             length, starts = num_samples, [0]
         else:
             k = max(1, min(int(max_segments), num_samples // length))
-            starts = [round(i * (num_samples - length) / (k - 1)) for i in range(k)] if k > 1 \
+            starts = (
+                [round(i * (num_samples - length) / (k - 1)) for i in range(k)]
+                if k > 1
                 else [(num_samples - length) // 2]
+            )
         if (length, starts) not in plan:
             plan.append((length, starts))
     return plan
 
 
-def multilevel_losses(pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor,
-                      temperature: float, center: bool = True) -> dict[str, torch.Tensor]:
+def multilevel_losses(
+    pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, temperature: float, center: bool = True
+) -> dict[str, torch.Tensor]:
     """Instance, class and batch alignment of ``pred [N, D]`` with ``target [N, D]`` (module docstring)."""
     target = target.detach()
     if center:
@@ -171,8 +177,9 @@ def multilevel_losses(pred: torch.Tensor, target: torch.Tensor, labels: torch.Te
 def batch_stats_only(*modules: nn.Module):
     """BatchNorm layers of ``modules`` normalise with the batch's statistics (in training mode) but
     leave their running statistics unchanged (momentum 0)."""
-    saved = [(m, m.momentum) for mod in modules for m in mod.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [
+        (m, m.momentum) for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
     for m, _ in saved:
         m.momentum = 0.0
     try:
@@ -184,8 +191,10 @@ def batch_stats_only(*modules: nn.Module):
 
 def _module(model: nn.Module | None, name: str, who: str) -> nn.Module:
     if model is None or not hasattr(model, name):
-        raise ValueError(f"imlkd space: embedding needs the {who}'s {name!r} layer (ECAPA-TDNN); "
-                         f"{type(model).__name__} has none (use space: frames)")
+        raise ValueError(
+            f"imlkd space: embedding needs the {who}'s {name!r} layer (ECAPA-TDNN); "
+            f"{type(model).__name__} has none (use space: frames)"
+        )
     return getattr(model, name)
 
 
@@ -193,13 +202,27 @@ def _module(model: nn.Module | None, name: str, who: str) -> nn.Module:
 class IMLKD(KDTerm):
     uses_teacher_output = False  # it runs the teacher itself, on segments
 
-    def __init__(self, durations: Sequence = ("full", 1.0, 0.5), steps: int = 8,
-                 method: str = "riemann_trapezoid", baseline: float = 0.0, target: str = "auto",
-                 space: str = "embedding", student_layer: str = "mfa", student_layout: str = "BCT",
-                 max_segments: int = 4, instance_weight: float = 1.0, class_weight: float = 1.0,
-                 batch_weight: float = 1.0, temperature: float = 0.1, center: bool = True,
-                 chunk_size: int | None = 4, cache: bool = False, cache_dtype: str = "float32",
-                 sample_rate: int = 16000) -> None:
+    def __init__(
+        self,
+        durations: Sequence = ("full", 1.0, 0.5),
+        steps: int = 8,
+        method: str = "riemann_trapezoid",
+        baseline: float = 0.0,
+        target: str = "auto",
+        space: str = "embedding",
+        student_layer: str = "mfa",
+        student_layout: str = "BCT",
+        max_segments: int = 4,
+        instance_weight: float = 1.0,
+        class_weight: float = 1.0,
+        batch_weight: float = 1.0,
+        temperature: float = 0.1,
+        center: bool = True,
+        chunk_size: int | None = 4,
+        cache: bool = False,
+        cache_dtype: str = "float32",
+        sample_rate: int = 16000,
+    ) -> None:
         super().__init__()
         if not durations:
             raise ValueError("imlkd: durations must not be empty")
@@ -224,8 +247,7 @@ class IMLKD(KDTerm):
         self.baseline, self.target, self.space = float(baseline), target, space
         self.student_layer, self.student_layout = student_layer, student_layout
         self.max_segments, self.temperature, self.center = int(max_segments), float(temperature), bool(center)
-        self.weights = {"instance": float(instance_weight), "class": float(class_weight),
-                        "batch": float(batch_weight)}
+        self.weights = {"instance": float(instance_weight), "class": float(class_weight), "batch": float(batch_weight)}
         self.chunk_size, self.use_cache, self.sample_rate = chunk_size, bool(cache), int(sample_rate)
         self.cache_dtype = getattr(torch, cache_dtype)
         self.predictor = nn.ModuleDict()  # adapter / predictor, created at the first batch from the sizes
@@ -246,12 +268,14 @@ class IMLKD(KDTerm):
             mode = "logit" if head is not None else "embedding"
         if mode == "logit":
             if head is None:
-                raise ValueError("imlkd target: logit needs the teacher's AAM head for these speakers "
-                                 "(use target: embedding)")
+                raise ValueError(
+                    "imlkd target: logit needs the teacher's AAM head for these speakers (use target: embedding)"
+                )
 
             def f(z: torch.Tensor) -> torch.Tensor:
                 lab = labels.repeat(z.shape[0] // labels.shape[0])
                 return head.cosine(teacher.embed_fbank(z)).gather(1, lab[:, None])[:, 0]
+
             return f
         with torch.no_grad():
             ref = F.normalize(teacher.embed_fbank(feats).float(), dim=-1)
@@ -259,6 +283,7 @@ class IMLKD(KDTerm):
         def g(z: torch.Tensor) -> torch.Tensor:
             e = F.normalize(teacher.embed_fbank(z).float(), dim=-1)
             return (e * ref.repeat(z.shape[0] // ref.shape[0], 1)).sum(-1)
+
         return g
 
     def _represent(self, teacher: nn.Module, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -270,8 +295,9 @@ class IMLKD(KDTerm):
         pool_bn, embedding = _module(teacher, "pool_bn", "teacher"), _module(teacher, "embedding", "teacher")
         return embedding(pool_bn(torch.cat([mu, sigma], dim=1))).float()
 
-    def teacher_targets(self, teacher: nn.Module, head: nn.Module | None, wav: torch.Tensor,
-                        labels: torch.Tensor) -> torch.Tensor:
+    def teacher_targets(
+        self, teacher: nn.Module, head: nn.Module | None, wav: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """ISRs ``[n, M, D]`` of the crops ``wav [n, 1, S]`` (``M`` segments over all durations)."""
         for name in ("fbank", "embed_fbank", "frame_features"):
             if not hasattr(teacher, name):
@@ -280,17 +306,23 @@ class IMLKD(KDTerm):
         groups = []
         for length, starts in segment_plan(num_samples, self.durations, self.sample_rate, self.max_segments):
             k = len(starts)
-            seg = torch.stack([wav[:, 0, s:s + length] for s in starts], dim=1).reshape(n * k, length)
+            seg = torch.stack([wav[:, 0, s : s + length] for s in starts], dim=1).reshape(n * k, length)
             with torch.no_grad():
                 feats = teacher.fbank(seg).float()  # [n k, F, T]
             lab = labels.repeat_interleave(k)
-            attributions = integrated_gradients(self._target_fn(teacher, head, lab, feats), feats,
-                                                torch.full_like(feats, self.baseline), steps=self.steps,
-                                                method=self.method, chunk_size=self.chunk_size)
+            attributions = integrated_gradients(
+                self._target_fn(teacher, head, lab, feats),
+                feats,
+                torch.full_like(feats, self.baseline),
+                steps=self.steps,
+                method=self.method,
+                chunk_size=self.chunk_size,
+            )
             saliency = attributions.abs().sum(1)  # [n k, T]
             total = saliency.sum(-1, keepdim=True)
-            weights = torch.where(total > 0, saliency / total.clamp_min(1e-30),
-                                  torch.full_like(saliency, 1.0 / saliency.shape[-1]))
+            weights = torch.where(
+                total > 0, saliency / total.clamp_min(1e-30), torch.full_like(saliency, 1.0 / saliency.shape[-1])
+            )
             with torch.no_grad():
                 frames = teacher.frame_features(feats).float()  # [n k, D_f, T]
                 groups.append(self._represent(teacher, frames, weights).view(n, k, -1))
@@ -302,16 +334,19 @@ class IMLKD(KDTerm):
         ids = None
         if self.use_cache:
             if ctx.crop_ids is None:
-                raise ValueError("imlkd cache: true needs crops that recur (data.crop_slots: K >= 1); random "
-                                 "crops change every epoch and cannot be cached")
+                raise ValueError(
+                    "imlkd cache: true needs crops that recur (data.crop_slots: K >= 1); random "
+                    "crops change every epoch and cannot be cached"
+                )
             ids = [int(i) for i in ctx.crop_ids]
         todo = list(range(len(ctx.labels))) if ids is None else [b for b, i in enumerate(ids) if i not in self._cache]
         computed = None
         if todo:
             start = time.perf_counter()
             idx = torch.tensor(todo, device=ctx.noisy.device)
-            computed = self.teacher_targets(ctx.teacher_model, ctx.teacher_head, ctx.noisy[idx].float(),
-                                            ctx.labels[idx])
+            computed = self.teacher_targets(
+                ctx.teacher_model, ctx.teacher_head, ctx.noisy[idx].float(), ctx.labels[idx]
+            )
             self._stats["ig_seconds"] += time.perf_counter() - start
             self._stats["ig_crops"] += len(todo)
         if ids is None:
@@ -328,7 +363,7 @@ class IMLKD(KDTerm):
         out = []
         for length, starts in segment_plan(num_samples, self.durations, self.sample_rate, self.max_segments):
             span = max(1, min(t_s, round(length / num_samples * t_s)))
-            segs = [feats[:, :, min(round(s / num_samples * t_s), t_s - span):][:, :, :span] for s in starts]
+            segs = [feats[:, :, min(round(s / num_samples * t_s), t_s - span) :][:, :, :span] for s in starts]
             out.append(torch.stack(segs, dim=1).reshape(b * len(starts), d_s, span))
         return out
 
@@ -342,8 +377,10 @@ class IMLKD(KDTerm):
         if isinstance(feats, (tuple, list)):
             feats = feats[0]
         if feats.dim() != 3:
-            raise ValueError(f"imlkd: student layer {self.student_layer!r} gives shape {tuple(feats.shape)}, "
-                             f"expected [B, C, T] frame features")
+            raise ValueError(
+                f"imlkd: student layer {self.student_layer!r} gives shape {tuple(feats.shape)}, "
+                f"expected [B, C, T] frame features"
+            )
         if self.student_layout == "BTC":
             feats = feats.transpose(1, 2)
         b, d_s = feats.shape[:2]
@@ -351,8 +388,10 @@ class IMLKD(KDTerm):
         if self.space == "frames":
             pool = self._lazy("pool", lambda: AttentivePredictor(d_s, d_t).to(feats.device, feats.dtype))
             if (pool.proj.in_features, pool.proj.out_features) != (d_s, d_t):
-                raise ValueError(f"imlkd predictor made for {pool.proj.in_features} -> {pool.proj.out_features}, "
-                                 f"asked for {d_s} -> {d_t}")
+                raise ValueError(
+                    f"imlkd predictor made for {pool.proj.in_features} -> {pool.proj.out_features}, "
+                    f"asked for {d_s} -> {d_t}"
+                )
             return torch.cat([pool(x).view(b, -1, d_t) for x in groups], dim=1)
         student = ctx.student_model
         pooling, pool_bn = _module(student, "pooling", "student"), _module(student, "pool_bn", "student")
@@ -372,7 +411,12 @@ class IMLKD(KDTerm):
         targets = self._targets(ctx)  # [B, M, D]
         b, m, d_t = targets.shape
         pred = self._predict(ctx, d_t)
-        parts = multilevel_losses(pred.reshape(b * m, d_t).float(), targets.reshape(b * m, d_t).float(),
-                                  ctx.labels.repeat_interleave(m), self.temperature, self.center)
+        parts = multilevel_losses(
+            pred.reshape(b * m, d_t).float(),
+            targets.reshape(b * m, d_t).float(),
+            ctx.labels.repeat_interleave(m),
+            self.temperature,
+            self.center,
+        )
         self.last_parts = {k: v.item() for k, v in parts.items()}
         return sum(self.weights[k] * v for k, v in parts.items())

@@ -26,6 +26,7 @@ Example (``conf/kd/logit_kd.yaml``)::
       terms:
         - {name: logit_kd, weight: 1.0, args: {temperature: 2.0}}
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,7 +39,7 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     """``T^2 * mean_b KL(softmax(t/T) || softmax(s/T))`` for ``[B, N]`` logits."""
     t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
     s = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    return temperature ** 2 * F.kl_div(s, t, log_target=True, reduction="batchmean")
+    return temperature**2 * F.kl_div(s, t, log_target=True, reduction="batchmean")
 
 
 @register_kd("logit_kd")
@@ -53,9 +54,13 @@ class LogitKD(KDTerm):
         if ctx.student_logits is None:
             raise ValueError("logit_kd needs the student's speaker logits (a speaker-verification student)")
         if ctx.teacher_logits is None:
-            raise ValueError("logit_kd needs the teacher's speaker logits: the teacher checkpoint has no AAM head "
-                             "trained on this training set's speakers")
+            raise ValueError(
+                "logit_kd needs the teacher's speaker logits: the teacher checkpoint has no AAM head "
+                "trained on this training set's speakers"
+            )
         if ctx.student_logits.shape != ctx.teacher_logits.shape:
-            raise ValueError(f"student logits {tuple(ctx.student_logits.shape)} and teacher logits "
-                             f"{tuple(ctx.teacher_logits.shape)} differ")
+            raise ValueError(
+                f"student logits {tuple(ctx.student_logits.shape)} and teacher logits "
+                f"{tuple(ctx.teacher_logits.shape)} differ"
+            )
         return hinton_kd(ctx.student_logits, ctx.teacher_logits, self.temperature)

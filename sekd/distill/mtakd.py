@@ -33,6 +33,7 @@ TF-unit weighted loss does on its own from what the teacher adds. The feature ta
 (``sekd.distill.fitnet``) on the listed layer pairs. The recipe keeps its SI-SNR task loss
 next to this term (``task_weight``), as for every other KD method.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,9 +51,17 @@ def compressed_mag(x: torch.Tensor, n_fft: int, hop: int, c: float) -> torch.Ten
 
 @register_kd("mtakd")
 class MultiTaskAdaptiveKD(KDTerm):
-    def __init__(self, n_fft: int = 512, hop: int = 128, compress: float = 0.3, gamma: float = 1.0,
-                 teacher_confidence: bool = True, adaptive: bool = True, feature_layers: dict | None = None,
-                 teacher: bool = True) -> None:
+    def __init__(
+        self,
+        n_fft: int = 512,
+        hop: int = 128,
+        compress: float = 0.3,
+        gamma: float = 1.0,
+        teacher_confidence: bool = True,
+        adaptive: bool = True,
+        feature_layers: dict | None = None,
+        teacher: bool = True,
+    ) -> None:
         super().__init__()
         self.n_fft, self.hop, self.compress, self.gamma = n_fft, hop, compress, gamma
         self.teacher_confidence, self.adaptive = teacher_confidence, adaptive
@@ -60,8 +69,9 @@ class MultiTaskAdaptiveKD(KDTerm):
             raise ValueError("feature_layers regress the teacher's features: they need teacher: true")
         self.feature = FitNetKD(**feature_layers) if feature_layers else None
         self.needs_teacher = bool(teacher)
-        self.tasks = (["ground_truth"] + (["teacher"] if teacher else [])
-                      + (["feature"] if self.feature is not None else []))
+        self.tasks = (
+            ["ground_truth"] + (["teacher"] if teacher else []) + (["feature"] if self.feature is not None else [])
+        )
         self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)))
 
     def student_taps(self) -> list[str]:

@@ -24,6 +24,7 @@ Example (``conf/kd/mvat.yaml``)::
       weight: 70.0
       args: {student_blocks: [encoder.0.attention, decoder.2.attention], views: [channel, global, local]}
 """
+
 from __future__ import annotations
 
 from sekd.distill import register_kd
@@ -41,8 +42,13 @@ def view_paths(blocks: list[str], views: list[str]) -> list[str]:
 
 @register_kd("mvat")
 class MultiViewATKD(AttentionTransferKD):
-    def __init__(self, student_blocks: list[str], teacher_blocks: list[str] | None = None,
-                 views: tuple[str, ...] | list[str] = ("channel", "global", "local")) -> None:
+    def __init__(
+        self,
+        student_blocks: list[str],
+        teacher_blocks: list[str] | None = None,
+        views: tuple[str, ...] | list[str] = ("channel", "global", "local"),
+    ) -> None:
         views = list(views)
-        super().__init__(view_paths(student_blocks, views), view_paths(teacher_blocks or student_blocks, views),
-                         student_layout="BCT")
+        super().__init__(
+            view_paths(student_blocks, views), view_paths(teacher_blocks or student_blocks, views), student_layout="BCT"
+        )

@@ -11,6 +11,7 @@ Formula, for student output ``y_s`` and teacher output ``y_t`` (both ``[B, T]``)
 
 The teacher output is computed without gradients; this term has no parameters.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@
 ``taps.features == {"encoder.0": <output>, "enhance": <output>}``. The model is not
 modified; hooks are removed on exit. This is the only place that knows about hooks.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,10 @@ class FeatureTaps:
     def __enter__(self) -> "FeatureTaps":
         self.features = {}
         for path in self.paths:
+
             def hook(_module, _inputs, output, path=path):
                 self.features[path] = output
+
             self._handles.append(self._modules[path].register_forward_hook(hook))
         return self
 

@@ -11,6 +11,7 @@ float16`` up to the half-precision rounding of the stored values.
 Memory: one entry per crop (``K x`` utterances), the teacher's output plus every tapped feature
 of that crop, on the CPU; ``stats()`` reports the count and bytes (the trainer logs them per epoch).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -68,8 +69,9 @@ class TeacherCache:
     def __len__(self) -> int:
         return len(self._store)
 
-    def lookup(self, crop_ids: list[int], compute: Callable[[list[int]], tuple[Any, Any]],
-               device: torch.device | str) -> tuple[torch.Tensor, dict[str, Any]]:
+    def lookup(
+        self, crop_ids: list[int], compute: Callable[[list[int]], tuple[Any, Any]], device: torch.device | str
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         todo = [b for b, i in enumerate(crop_ids) if i not in self._store]
         if todo:
             out, feats = compute(todo)

@@ -86,6 +86,7 @@ Switches for sekd's behaviour before issue 17 (values reproduced exactly, a test
 ``freq_mode: bins, weighting: cross, calib_input: similarity, calib_norm: none,
 scale_logits: true``.
 """
+
 from __future__ import annotations
 
 import math
@@ -203,9 +204,20 @@ class CalibratedSet(nn.Module):
     normalised entropies (``time_entropy``, ``freq_entropy``; absent with one teacher layer).
     """
 
-    def __init__(self, n_student: int, n_teacher: int, bands: int = 64, freq_mode: str = "batch",
-                 weighting: str = "own", embed: int = 32, dim: int = 32, calib_input: str = "gram",
-                 calib_norm: str = "rows", scale_logits: bool = False, row_reduce: str = "mean") -> None:
+    def __init__(
+        self,
+        n_student: int,
+        n_teacher: int,
+        bands: int = 64,
+        freq_mode: str = "batch",
+        weighting: str = "own",
+        embed: int = 32,
+        dim: int = 32,
+        calib_input: str = "gram",
+        calib_norm: str = "rows",
+        scale_logits: bool = False,
+        row_reduce: str = "mean",
+    ) -> None:
         super().__init__()
         _check("freq_mode", freq_mode, FREQ_MODES)
         _check("weighting", weighting, WEIGHTINGS)
@@ -228,8 +240,9 @@ class CalibratedSet(nn.Module):
             out[1] = out[1].sort(-1, descending=True).values
         return tuple(out)
 
-    def weights_and_divergences(self, s_feats: list[torch.Tensor], t_feats: list[torch.Tensor]
-                                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def weights_and_divergences(
+        self, s_feats: list[torch.Tensor], t_feats: list[torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Per stream (``time``, ``freq``): calibration weights and divergences, ``[B, R, Ns, Nt]`` each."""
         frames = s_feats[0].shape[2]
         t_feats = [resize_to(t, (frames, t.shape[-1])) for t in t_feats]
@@ -245,8 +258,9 @@ class CalibratedSet(nn.Module):
             if self.scale_logits:
                 logits = logits / math.sqrt(self.dim)
             weights[stream] = torch.softmax(logits, -1)
-            divergences[stream] = torch.stack([torch.stack(
-                [jeffreys(ts[k].detach(), ss[k]) for ts in t_sim], -1) for ss in s_sim], -2)
+            divergences[stream] = torch.stack(
+                [torch.stack([jeffreys(ts[k].detach(), ss[k]) for ts in t_sim], -1) for ss in s_sim], -2
+            )
         if self.row_reduce == "demo":  # the demo averages over the entries of a row, not over the rows
             rows, entries = s_sim[0][1].shape[-2:]
             divergences["freq"] = divergences["freq"] * (rows / entries)
@@ -259,8 +273,10 @@ class CalibratedSet(nn.Module):
         else:
             w = {s: a.mean(1) for s, a in weights.items()}
             d = {s: v.mean(1) for s, v in divergences.items()}
-            parts = {"time": (w["freq"] * d["time"]).sum((-1, -2)).mean(),
-                     "freq": (w["time"] * d["freq"]).sum((-1, -2)).mean()}
+            parts = {
+                "time": (w["freq"] * d["time"]).sum((-1, -2)).mean(),
+                "freq": (w["time"] * d["freq"]).sum((-1, -2)).mean(),
+            }
         n = len(s_feats)
         self.last_parts = {s: v.detach() / n for s, v in parts.items()}
         for s, a in weights.items():
@@ -288,14 +304,36 @@ class TFCKD(FeatureKD):
 
     pairwise = False
 
-    def __init__(self, student_layers: list[str], teacher_layers: list[str], student_layout: str = "BCTF",
-                 teacher_layout: str | None = None, bands: int = 64, freq_mode: str = "batch",
-                 weighting: str = "own", embed: int = 32, dim: int = 32, calib_input: str = "gram",
-                 calib_norm: str = "rows", scale_logits: bool = False, row_reduce: str = "mean") -> None:
+    def __init__(
+        self,
+        student_layers: list[str],
+        teacher_layers: list[str],
+        student_layout: str = "BCTF",
+        teacher_layout: str | None = None,
+        bands: int = 64,
+        freq_mode: str = "batch",
+        weighting: str = "own",
+        embed: int = 32,
+        dim: int = 32,
+        calib_input: str = "gram",
+        calib_norm: str = "rows",
+        scale_logits: bool = False,
+        row_reduce: str = "mean",
+    ) -> None:
         super().__init__(student_layers, teacher_layers, student_layout, teacher_layout)
-        self.block = CalibratedSet(len(student_layers), len(teacher_layers), bands=bands, freq_mode=freq_mode,
-                                   weighting=weighting, embed=embed, dim=dim, calib_input=calib_input,
-                                   calib_norm=calib_norm, scale_logits=scale_logits, row_reduce=row_reduce)
+        self.block = CalibratedSet(
+            len(student_layers),
+            len(teacher_layers),
+            bands=bands,
+            freq_mode=freq_mode,
+            weighting=weighting,
+            embed=embed,
+            dim=dim,
+            calib_input=calib_input,
+            calib_norm=calib_norm,
+            scale_logits=scale_logits,
+            row_reduce=row_reduce,
+        )
         self.last_parts: dict[str, float] = {}
 
     def forward(self, ctx: KDContext) -> torch.Tensor:

@@ -21,6 +21,7 @@ PESQ finds no utterance), and SI-SDR, SDR and (e)STOI also for a silent estimate
 correlation of nothing: 0 dB, -inf dB or 0 would read as scores). segSNR of a silent
 estimate is defined (the noise is the reference), PESQ fails on it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,8 @@ def sdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, taps: int = 512) ->
     require_sound(ref, est)
     # Gram matrix of the reference's shifts (Toeplitz: its autocorrelation at lags 0..taps-1)
     # and their inner products with the estimate; both signals zero-padded by taps - 1.
-    auto = fftconvolve(ref, ref[::-1])[len(ref) - 1:len(ref) - 1 + taps]
-    cross = fftconvolve(est, ref[::-1])[len(ref) - 1:len(ref) - 1 + taps]
+    auto = fftconvolve(ref, ref[::-1])[len(ref) - 1 : len(ref) - 1 + taps]
+    cross = fftconvolve(est, ref[::-1])[len(ref) - 1 : len(ref) - 1 + taps]
     if auto[0] <= 0:
         raise ValueError("silent reference: undefined")
     auto = auto.copy()
@@ -65,8 +66,8 @@ def sdr(ref: np.ndarray, est: np.ndarray, rate: int = 16000, taps: int = 512) ->
     coef = solve_toeplitz(auto, cross)
     proj = fftconvolve(ref, coef)  # length len + taps - 1
     resid = -proj
-    resid[:len(est)] += est
-    return float(10 * np.log10(np.sum(proj ** 2) / max(np.sum(resid ** 2), 1e-20)))
+    resid[: len(est)] += est
+    return float(10 * np.log10(np.sum(proj**2) / max(np.sum(resid**2), 1e-20)))
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, rate: int = 16000) -> float:
@@ -120,29 +121,32 @@ class Metric:
     task: str = "se"  # "sv": from trial scores (sekd-score-sv), not from audio
 
 
-TABLE: dict[str, Metric] = {m.name: m for m in (
-    Metric("pesq_wb", "PESQ-WB", function=pesq_wb),
-    Metric("pesq_nb", "PESQ-NB", function=pesq_nb),
-    Metric("stoi", "STOI", min_gap=0.005, function=stoi),
-    Metric("estoi", "eSTOI", min_gap=0.005, function=estoi),
-    Metric("sisdr", "SI-SDR", digits=2, min_gap=0.2, function=sisdr),
-    Metric("sdr", "SDR", digits=2, min_gap=0.2, function=sdr),
-    Metric("segsnr", "segSNR", digits=2, min_gap=0.2, function=segsnr),
-    Metric("csig", "CSIG", group="composite"),
-    Metric("cbak", "CBAK", group="composite"),
-    Metric("covl", "COVL", group="composite"),
-    Metric("llr", "LLR", higher_is_better=False, min_gap=0.01, group="composite"),
-    Metric("wss", "WSS", higher_is_better=False, digits=2, min_gap=0.5, group="composite"),
-    Metric("dnsmos_sig", "DNSMOS SIG", group="dnsmos"),
-    Metric("dnsmos_bak", "DNSMOS BAK", group="dnsmos"),
-    Metric("dnsmos_ovrl", "DNSMOS OVRL", group="dnsmos"),
-    Metric("dnsmos_p808", "DNSMOS P.808", group="dnsmos"),
-    Metric("wer", "WER", higher_is_better=False, min_gap=0.005, group="asr"),
-    Metric("l3das23", "L3DAS23", min_gap=0.005, group="asr"),
-    Metric("eer", "EER (%)", higher_is_better=False, min_gap=0.1, task="sv"),
-    Metric("mindcf_0.01", "minDCF (0.01)", higher_is_better=False, digits=4, min_gap=0.005, task="sv"),
-    Metric("mindcf_0.05", "minDCF (0.05)", higher_is_better=False, digits=4, min_gap=0.005, task="sv"),
-)}
+TABLE: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("pesq_wb", "PESQ-WB", function=pesq_wb),
+        Metric("pesq_nb", "PESQ-NB", function=pesq_nb),
+        Metric("stoi", "STOI", min_gap=0.005, function=stoi),
+        Metric("estoi", "eSTOI", min_gap=0.005, function=estoi),
+        Metric("sisdr", "SI-SDR", digits=2, min_gap=0.2, function=sisdr),
+        Metric("sdr", "SDR", digits=2, min_gap=0.2, function=sdr),
+        Metric("segsnr", "segSNR", digits=2, min_gap=0.2, function=segsnr),
+        Metric("csig", "CSIG", group="composite"),
+        Metric("cbak", "CBAK", group="composite"),
+        Metric("covl", "COVL", group="composite"),
+        Metric("llr", "LLR", higher_is_better=False, min_gap=0.01, group="composite"),
+        Metric("wss", "WSS", higher_is_better=False, digits=2, min_gap=0.5, group="composite"),
+        Metric("dnsmos_sig", "DNSMOS SIG", group="dnsmos"),
+        Metric("dnsmos_bak", "DNSMOS BAK", group="dnsmos"),
+        Metric("dnsmos_ovrl", "DNSMOS OVRL", group="dnsmos"),
+        Metric("dnsmos_p808", "DNSMOS P.808", group="dnsmos"),
+        Metric("wer", "WER", higher_is_better=False, min_gap=0.005, group="asr"),
+        Metric("l3das23", "L3DAS23", min_gap=0.005, group="asr"),
+        Metric("eer", "EER (%)", higher_is_better=False, min_gap=0.1, task="sv"),
+        Metric("mindcf_0.01", "minDCF (0.01)", higher_is_better=False, digits=4, min_gap=0.005, task="sv"),
+        Metric("mindcf_0.05", "minDCF (0.05)", higher_is_better=False, digits=4, min_gap=0.005, task="sv"),
+    )
+}
 
 
 def metric(name: str) -> Metric:
@@ -152,5 +156,6 @@ def metric(name: str) -> Metric:
 
 # The per-utterance functions, and the names as tables show them (views of TABLE).
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
-    n: m.function for n, m in TABLE.items() if m.function is not None}
+    n: m.function for n, m in TABLE.items() if m.function is not None
+}
 DISPLAY: dict[str, str] = {n: m.display for n, m in TABLE.items()}

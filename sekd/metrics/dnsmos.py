@@ -24,6 +24,7 @@ Per clip, at 16 kHz (other rates are resampled):
 Values are MOS estimates on 1-5. Inputs are not clipped or normalised (the challenge
 script does neither).
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,16 +39,23 @@ WINDOW = int(9.01 * RATE)  # 144,160 samples
 HOP = RATE
 N_FFT, MEL_HOP, N_MELS = 321, 160, 120
 NAMES = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
-INSTALL_HINT = ("DNSMOS needs onnxruntime and the speechmos model files: pip install 'sekd[dnsmos]' "
-                "(in a recipe: SEKD_EXTRAS=test,dnsmos tools/install.sh)")
+INSTALL_HINT = (
+    "DNSMOS needs onnxruntime and the speechmos model files: pip install 'sekd[dnsmos]' "
+    "(in a recipe: SEKD_EXTRAS=test,dnsmos tools/install.sh)"
+)
 
 # The DNS Challenge's mapping of the raw P.835 outputs to MOS (dnsmos_local.py).
 _POLY = {
-    False: {"sig": [-0.08397278, 1.22083953, 0.0052439], "bak": [-0.13166888, 1.60915514, -0.39604546],
-            "ovrl": [-0.06766283, 1.11546468, 0.04602535]},
-    True: {"sig": [-0.01019296, 0.02751166, 1.19576786, -0.24348726],
-           "bak": [-0.04976499, 0.44276479, -0.1644611, 0.96883132],
-           "ovrl": [-0.00533021, 0.005101, 1.18058466, -0.11236046]},
+    False: {
+        "sig": [-0.08397278, 1.22083953, 0.0052439],
+        "bak": [-0.13166888, 1.60915514, -0.39604546],
+        "ovrl": [-0.06766283, 1.11546468, 0.04602535],
+    },
+    True: {
+        "sig": [-0.01019296, 0.02751166, 1.19576786, -0.24348726],
+        "bak": [-0.04976499, 0.44276479, -0.1644611, 0.96883132],
+        "ovrl": [-0.00533021, 0.005101, 1.18058466, -0.11236046],
+    },
 }
 
 
@@ -55,6 +63,7 @@ def available() -> str | None:
     """None when DNSMOS can run here, else the reason and how to fix it."""
     try:
         import onnxruntime  # noqa: F401
+
         model_dir()  # speechmos ships the model files (its Python code, which needs librosa, is not used)
     except ImportError as exc:
         return f"{INSTALL_HINT} ({exc})"
@@ -117,7 +126,7 @@ def windows(audio: np.ndarray) -> list[np.ndarray]:
     while len(audio) < WINDOW:
         audio = np.concatenate([audio, audio])
     count = int(np.floor(len(audio) / RATE) - WINDOW / RATE) + 1
-    return [audio[i * HOP:i * HOP + WINDOW] for i in range(count) if i * HOP + WINDOW <= len(audio)]
+    return [audio[i * HOP : i * HOP + WINDOW] for i in range(count) if i * HOP + WINDOW <= len(audio)]
 
 
 class DNSMOS:
@@ -133,8 +142,9 @@ class DNSMOS:
         primary = models / ("pdnsmos_models" if personalized else "dnsmos_models") / "sig_bak_ovr.onnx"
         self.personalized = personalized
         self.p835 = ort.InferenceSession(str(primary), opts, providers=["CPUExecutionProvider"])
-        self.p808 = ort.InferenceSession(str(models / "dnsmos_models" / "model_v8.onnx"), opts,
-                                         providers=["CPUExecutionProvider"])
+        self.p808 = ort.InferenceSession(
+            str(models / "dnsmos_models" / "model_v8.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
 
     def __call__(self, audio: np.ndarray, rate: int = RATE) -> dict[str, float]:
         audio = np.asarray(audio, dtype=np.float64).reshape(-1)

@@ -14,6 +14,7 @@ The ASR model is a directory the user gives (a Hugging Face wav2vec 2.0 CTC chec
 loaded with ``transformers``: ``pip install 'sekd[asr]'``). Nothing is downloaded; without a
 model the scorer reports the metric as unavailable.
 """
+
 from __future__ import annotations
 
 import functools

@@ -14,6 +14,7 @@ to reach (with one seed the interval covers utterance variation only, and says l
 Utterances where either system's metric is undefined (NaN) in any seed are left out of the
 pairing. The bootstrap is seeded, so a report is reproducible.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,7 @@ def paired_bootstrap(diffs: np.ndarray, n_boot: int = 4000, level: float = 0.95,
     return PairedGain(float(d.mean()), float(low), float(high), s, u)
 
 
-def paired_differences(kd: list[dict[str, float]], base: list[dict[str, float]],
-                       sign: float = 1.0) -> np.ndarray:
+def paired_differences(kd: list[dict[str, float]], base: list[dict[str, float]], sign: float = 1.0) -> np.ndarray:
     """``[S, U]`` differences ``sign * (kd_s(u) - base_s(u))`` of seed-paired per-utterance scores
     (``{utt: value}`` per seed), over the utterances finite in every run of both systems."""
     if len(kd) != len(base) or not kd:

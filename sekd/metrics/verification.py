@@ -11,6 +11,7 @@ non-target trials accepted.
   ``min(C_miss p_target, C_fa (1 - p_target))`` (the normalised cost; VoxCeleb reports
   ``p_target`` 0.01 and 0.05 with ``C_miss = C_fa = 1``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,9 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(w * p_miss[i - 1] + (1 - w) * p_miss[i] + w * p_fa[i - 1] + (1 - w) * p_fa[i]) / 2
 
 
-def min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01, c_miss: float = 1.0,
-            c_fa: float = 1.0) -> float:
+def min_dcf(
+    scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0
+) -> float:
     """Normalised minimum detection cost."""
     _, p_miss, p_fa = error_rates(scores, labels)
     cost = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)

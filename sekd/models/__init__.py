@@ -4,6 +4,7 @@ Every model takes a waveform batch ``[B, C, T]`` (``[B, T]`` is read as ``C = 1`
 and returns the enhanced waveform ``[B, T]``. ``build_model(name, **args)`` makes one
 from a config; ``register_model`` adds a class to the registry.
 """
+
 from __future__ import annotations
 
 from typing import Any

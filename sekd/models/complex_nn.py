@@ -5,6 +5,7 @@ dim 1, as in the official code: ``[B, 2*C, F, T]`` holds ``C`` complex channels.
 Each complex layer keeps two real weight sets (``real_*`` and ``imag_*``) and runs
 them as one real convolution with the block weight ``[[Wr, -Wi], [Wi, Wr]]``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,7 @@ class ComplexConv2d(nn.Module):
     choice), so the output has as many frames as the input and sees no future frame.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=(5, 2),
-                 stride=(2, 1), padding=(2, 1)) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=(5, 2), stride=(2, 1), padding=(2, 1)) -> None:
         super().__init__()
         if in_channels % 2 or out_channels % 2:
             raise ValueError("complex layers need even channel counts (real + imaginary halves)")
@@ -56,8 +56,16 @@ class ComplexConvTranspose2d(nn.Module):
     frames of look-ahead per layer).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=(5, 2),
-                 stride=(2, 1), padding=(2, 0), output_padding=(1, 0), causal: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size=(5, 2),
+        stride=(2, 1),
+        padding=(2, 0),
+        output_padding=(1, 0),
+        causal: bool = True,
+    ) -> None:
         super().__init__()
         if in_channels % 2 or out_channels % 2:
             raise ValueError("complex layers need even channel counts (real + imaginary halves)")
@@ -79,7 +87,7 @@ class ComplexConvTranspose2d(nn.Module):
         out = F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding)
         if self.causal:
             return out[..., :frames]
-        return out[..., out.shape[-1] - frames:]
+        return out[..., out.shape[-1] - frames :]
 
 
 class ComplexLSTM(nn.Module):
@@ -108,6 +116,8 @@ class ComplexLSTM(nn.Module):
         ir, ii = torch.split(self.imag_lstm(both)[0], batch, 1)  # LSTM_i(x_r), LSTM_i(x_i)
         real, imag = rr - ii, ri + ir
         if self.projection_size:
-            real, imag = (self.real_linear(real) - self.imag_linear(imag),
-                          self.real_linear(imag) + self.imag_linear(real))
+            real, imag = (
+                self.real_linear(real) - self.imag_linear(imag),
+                self.real_linear(imag) + self.imag_linear(real),
+            )
         return torch.cat([real, imag], -1)

@@ -17,6 +17,7 @@ Shapes: ``forward(x: [B, 1, T] or [B, T]) -> [B, T]``.
 Submodules for feature taps: ``encoder.<i>``, ``enhance`` (the recurrent block),
 ``decoder.<i>``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ from sekd.models.stft import STFT
 # Paper-size configurations (constructor arguments of ``dccrn``).
 CONFIGS = {
     # Hu et al. 2020, Table 1 / official dc_crn.py: 3.67 M parameters.
-    "dccrn_cl": dict(channels=[32, 64, 128, 256, 256, 256], rnn_units=256, rnn_layers=2, complex_lstm=True,
-                     masking_mode="E"),
+    "dccrn_cl": dict(
+        channels=[32, 64, 128, 256, 256, 256], rnn_units=256, rnn_layers=2, complex_lstm=True, masking_mode="E"
+    ),
     # DCCRN-E: real LSTM 256 x 2 and the E mask: 3.74 M parameters.
     "dccrn_e": dict(channels=[16, 32, 64, 128, 256, 256], rnn_units=256, rnn_layers=2, masking_mode="E"),
     # Distil-DCCRN student (Han et al., IEEE SPL 2024, arXiv 2408.04267): the paper gives two
@@ -42,8 +44,9 @@ CONFIGS = {
     # 112 units: 1,116,045 parameters (30.4 % of DCCRN-CL) and 4.22 GMAC per second of audio
     # (49 % of DCCRN-CL's 8.59; 106 % of DCCRN-E's 3.99). (Before 2026-12-01: every width halved,
     # [16, 32, 64, 128, 128, 128] with 184 units, 1,097,997 parameters but 2.21 GMAC/s, 26 %.)
-    "distil_dccrn_student": dict(channels=[32, 64, 128, 128, 128, 128], rnn_units=112, rnn_layers=2,
-                                 complex_lstm=True, masking_mode="E"),
+    "distil_dccrn_student": dict(
+        channels=[32, 64, 128, 128, 128, 128], rnn_units=112, rnn_layers=2, complex_lstm=True, masking_mode="E"
+    ),
 }
 
 
@@ -63,10 +66,12 @@ class _ComplexRNN(nn.Sequential):
     """DCCRN-CL bottleneck: complex LSTM layers, the last projecting back to ``D``."""
 
     def __init__(self, dim: int, units: int, layers: int) -> None:
-        super().__init__(*[
-            ComplexLSTM(dim if i == 0 else units, units, projection_size=dim if i == layers - 1 else None)
-            for i in range(layers)
-        ])
+        super().__init__(
+            *[
+                ComplexLSTM(dim if i == 0 else units, units, projection_size=dim if i == layers - 1 else None)
+                for i in range(layers)
+            ]
+        )
 
 
 @register_model("dccrn")
@@ -89,11 +94,21 @@ class DCCRN(nn.Module):
 
     causal: bool
 
-    def __init__(self, channels: list[int] | tuple[int, ...] = (16, 32, 64, 128, 256, 256),
-                 rnn_units: int = 256, rnn_layers: int = 2, complex_lstm: bool = False,
-                 masking_mode: str = "E", win_len: int = 400, hop: int = 100, n_fft: int = 512,
-                 kernel_size: int = 5, causal: bool = True, sample_rate: int = 16000,
-                 in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        channels: list[int] | tuple[int, ...] = (16, 32, 64, 128, 256, 256),
+        rnn_units: int = 256,
+        rnn_layers: int = 2,
+        complex_lstm: bool = False,
+        masking_mode: str = "E",
+        win_len: int = 400,
+        hop: int = 100,
+        n_fft: int = 512,
+        kernel_size: int = 5,
+        causal: bool = True,
+        sample_rate: int = 16000,
+        in_channels: int = 1,
+    ) -> None:
         super().__init__()
         if masking_mode not in ("E", "C", "R"):
             raise ValueError(f"masking_mode must be E, C or R, not {masking_mode!r}")
@@ -121,8 +136,9 @@ class DCCRN(nn.Module):
         self.enhance = rnn(dim, rnn_units, rnn_layers)
         decoder = []
         for i in range(len(channels), 0, -1):
-            layer = [ComplexConvTranspose2d(chans[i] * 2, chans[i - 1], (kernel_size, 2), (2, 1),
-                                            (pad_f, 0), (1, 0), causal)]
+            layer = [
+                ComplexConvTranspose2d(chans[i] * 2, chans[i - 1], (kernel_size, 2), (2, 1), (pad_f, 0), (1, 0), causal)
+            ]
             if i != 1:
                 layer += [nn.BatchNorm2d(chans[i - 1]), nn.PReLU()]
             decoder.append(nn.Sequential(*layer))

@@ -62,6 +62,7 @@ Submodules for feature taps: ``encoder.<0..2>`` (``[B, C, N, 129]``, ``[B, C, N,
 ``dual_path.blocks.<i>`` (the block's ``C/2``-channel state), ``decoder.<0..2>``
 (``[B, C, N, 64]``, ``[B, C, N, 129]``, ``[B, 2, N, 257]``); ``N`` frames.
 """
+
 from __future__ import annotations
 
 import math
@@ -271,8 +272,17 @@ class DPDCRN(nn.Module):
 
     causal: bool
 
-    def __init__(self, channels: int = 64, num_blocks: int = 1, in_channels: int = 1, win_len: int = 512,
-                 hop: int = 256, n_fft: int = 512, causal: bool = True, sample_rate: int = 16000) -> None:
+    def __init__(
+        self,
+        channels: int = 64,
+        num_blocks: int = 1,
+        in_channels: int = 1,
+        win_len: int = 512,
+        hop: int = 256,
+        n_fft: int = 512,
+        causal: bool = True,
+        sample_rate: int = 16000,
+    ) -> None:
         super().__init__()
         if n_fft != 512:
             raise ValueError(f"DPDCRN's encoder/decoder strides need n_fft=512 (257 bins), not {n_fft}")
@@ -282,20 +292,29 @@ class DPDCRN(nn.Module):
             raise ValueError(f"num_blocks must be >= 1, not {num_blocks}")
         self.causal, self.sample_rate, self.in_channels = causal, sample_rate, in_channels
         self.stft = STFT(win_len, hop, n_fft)
-        self.encoder = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(2 * in_channels, channels, (1, 3), (1, 2), (0, 1)),
-                          _norm(channels, causal), nn.PReLU(channels)),          # 257 -> 129
-            nn.Sequential(nn.Conv2d(channels, channels, (1, 3), (1, 2)),
-                          _norm(channels, causal), nn.PReLU(channels)),          # 129 -> 64
-            _DilatedDense(channels, 4, causal),
-        ])
+        self.encoder = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(2 * in_channels, channels, (1, 3), (1, 2), (0, 1)),
+                    _norm(channels, causal),
+                    nn.PReLU(channels),
+                ),  # 257 -> 129
+                nn.Sequential(
+                    nn.Conv2d(channels, channels, (1, 3), (1, 2)), _norm(channels, causal), nn.PReLU(channels)
+                ),  # 129 -> 64
+                _DilatedDense(channels, 4, causal),
+            ]
+        )
         self.dual_path = _DualPath(channels, num_blocks, causal)
-        self.decoder = nn.ModuleList([
-            _DilatedDense(channels, 4, causal),
-            nn.Sequential(nn.ConvTranspose2d(channels, channels, (1, 3), (1, 2)),
-                          _norm(channels, causal), nn.PReLU(channels)),          # 64 -> 129
-            _LastDeconv(channels),                                               # 129 -> 257
-        ])
+        self.decoder = nn.ModuleList(
+            [
+                _DilatedDense(channels, 4, causal),
+                nn.Sequential(
+                    nn.ConvTranspose2d(channels, channels, (1, 3), (1, 2)), _norm(channels, causal), nn.PReLU(channels)
+                ),  # 64 -> 129
+                _LastDeconv(channels),  # 129 -> 257
+            ]
+        )
 
     @property
     def algorithmic_latency(self) -> int:

@@ -34,6 +34,7 @@ Shapes: ``forward(wav: [B, T] or [B, 1, T]) -> [B, embed_dim]``; ``fbank(wav) ->
 Submodules for feature taps: ``frontend``, ``layer1`` ... ``layer4``, ``mfa``, ``pooling``,
 ``pool_bn``, ``embedding``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -70,8 +71,7 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_ma
     (torchaudio's ``melscale_fbanks`` with ``norm=None``, ``mel_scale="htk"``).
     """
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2,
-                                     dtype=torch.float64))
+    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=torch.float64))
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rise = (freqs - lower) / (centre - lower)
     fall = (upper - freqs) / (upper - centre)
@@ -88,9 +88,19 @@ class Fbank(nn.Module):
     subtracted. Always computed in float32 (autocast off). No parameters.
     """
 
-    def __init__(self, sample_rate: int = 16000, n_mels: int = 80, n_fft: int = 512, win_length: int = 400,
-                 hop_length: int = 160, f_min: float = 20.0, f_max: float = 7600.0, preemphasis: float = 0.97,
-                 log_floor: float = 1e-6, mean_norm: bool = True) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 80,
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        f_min: float = 20.0,
+        f_max: float = 7600.0,
+        preemphasis: float = 0.97,
+        log_floor: float = 1e-6,
+        mean_norm: bool = True,
+    ) -> None:
         super().__init__()
         if not 0 <= f_min < f_max <= sample_rate / 2:
             raise ValueError(f"need 0 <= f_min < f_max <= {sample_rate / 2}, got {f_min}, {f_max}")
@@ -108,8 +118,16 @@ class Fbank(nn.Module):
             x = wav.float()
             if self.preemphasis:
                 x = torch.cat([x[:, :1], x[:, 1:] - self.preemphasis * x[:, :-1]], dim=1)
-            spec = torch.stft(x, self.n_fft, self.hop_length, self.win_length, self.window, center=True,
-                              pad_mode="reflect", return_complex=True)
+            spec = torch.stft(
+                x,
+                self.n_fft,
+                self.hop_length,
+                self.win_length,
+                self.window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )
             power = spec.real.pow(2) + spec.imag.pow(2)  # [B, F, T']
             feats = torch.log(torch.matmul(self.mel, power) + self.log_floor)
             if self.mean_norm:
@@ -122,8 +140,7 @@ class Conv1dReluBn(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1) -> None:
         super().__init__(
-            nn.Conv1d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
-                      dilation=dilation),
+            nn.Conv1d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation),
             nn.ReLU(),
             nn.BatchNorm1d(out_channels),
         )
@@ -139,8 +156,9 @@ class Res2Conv1d(nn.Module):
         if channels % scale:
             raise ValueError(f"channels={channels} must be divisible by scale={scale}")
         self.width = channels // scale
-        self.convs = nn.ModuleList(Conv1dReluBn(self.width, self.width, kernel_size, dilation)
-                                   for _ in range(scale - 1))
+        self.convs = nn.ModuleList(
+            Conv1dReluBn(self.width, self.width, kernel_size, dilation) for _ in range(scale - 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         groups = torch.split(x, self.width, dim=1)
@@ -168,8 +186,9 @@ class SqueezeExcitation(nn.Module):
 class SERes2Block(nn.Module):
     """``x + SE(Conv1x1(Res2(Conv1x1(x))))``, ``[B, C, T] -> [B, C, T]``."""
 
-    def __init__(self, channels: int, kernel_size: int = 3, dilation: int = 1, scale: int = 8,
-                 se_bottleneck: int = 128) -> None:
+    def __init__(
+        self, channels: int, kernel_size: int = 3, dilation: int = 1, scale: int = 8, se_bottleneck: int = 128
+    ) -> None:
         super().__init__()
         self.conv1 = Conv1dReluBn(channels, channels, 1)
         self.res2 = Res2Conv1d(channels, kernel_size, dilation, scale)
@@ -230,11 +249,26 @@ class ECAPATDNN(nn.Module):
     causal = False
     in_channels = 1
 
-    def __init__(self, channels: int = 512, embed_dim: int = 192, n_mels: int = 80, mfa_channels: int = 1536,
-                 scale: int = 8, dilations: tuple[int, ...] | list[int] = (2, 3, 4), se_bottleneck: int = 128,
-                 attention_bottleneck: int = 128, global_context: bool = True, embed_bn: bool = True,
-                 f_min: float = 20.0, f_max: float = 7600.0, n_fft: int = 512, win_length: int = 400,
-                 hop_length: int = 160, preemphasis: float = 0.97, sample_rate: int = 16000) -> None:
+    def __init__(
+        self,
+        channels: int = 512,
+        embed_dim: int = 192,
+        n_mels: int = 80,
+        mfa_channels: int = 1536,
+        scale: int = 8,
+        dilations: tuple[int, ...] | list[int] = (2, 3, 4),
+        se_bottleneck: int = 128,
+        attention_bottleneck: int = 128,
+        global_context: bool = True,
+        embed_bn: bool = True,
+        f_min: float = 20.0,
+        f_max: float = 7600.0,
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        preemphasis: float = 0.97,
+        sample_rate: int = 16000,
+    ) -> None:
         super().__init__()
         if sample_rate != 16000:
             raise ValueError("ECAPA-TDNN here works at 16 kHz")
@@ -249,8 +283,9 @@ class ECAPATDNN(nn.Module):
         self.mfa = nn.Sequential(nn.Conv1d(3 * channels, mfa_channels, 1), nn.ReLU())
         self.pooling = AttentiveStatsPooling(mfa_channels, attention_bottleneck, global_context)
         self.pool_bn = nn.BatchNorm1d(2 * mfa_channels)
-        self.embedding = nn.Sequential(nn.Linear(2 * mfa_channels, embed_dim),
-                                       *([nn.BatchNorm1d(embed_dim)] if embed_bn else []))
+        self.embedding = nn.Sequential(
+            nn.Linear(2 * mfa_channels, embed_dim), *([nn.BatchNorm1d(embed_dim)] if embed_bn else [])
+        )
 
     @property
     def hop_length(self) -> int:

@@ -71,6 +71,7 @@ Submodules for feature taps: ``in_conv``, ``encoder.<i>`` (``.down``, ``.resconv
 ``.attention``), ``bottleneck``, ``decoder.<j>`` (``.resconv``, ``.up``, ``.attention``),
 ``mask``, ``out_conv``.
 """
+
 from __future__ import annotations
 
 import math
@@ -103,8 +104,7 @@ class _ConvBN(nn.Sequential):
     """Conv1d without bias + BatchNorm (momentum 0.01: ``MANNER(bn_momentum=)``) + optional ReLU (``BasicConv``)."""
 
     def __init__(self, cin: int, cout: int, kernel_size: int, padding: int = 0, relu: bool = True) -> None:
-        layers = [nn.Conv1d(cin, cout, kernel_size, padding=padding, bias=False),
-                  nn.BatchNorm1d(cout, momentum=0.01)]
+        layers = [nn.Conv1d(cin, cout, kernel_size, padding=padding, bias=False), nn.BatchNorm1d(cout, momentum=0.01)]
         if relu:
             layers.append(nn.ReLU())
         super().__init__(*layers)
@@ -115,13 +115,15 @@ class ResConBlock(nn.Module):
 
     def __init__(self, channels: int, out_channels: int, kernel_size: int = 31) -> None:
         super().__init__()
-        self.pointwise1 = nn.Sequential(nn.Conv1d(channels, 2 * channels, 1), nn.BatchNorm1d(2 * channels),
-                                        nn.GLU(dim=1))
+        self.pointwise1 = nn.Sequential(
+            nn.Conv1d(channels, 2 * channels, 1), nn.BatchNorm1d(2 * channels), nn.GLU(dim=1)
+        )
         self.depthwise = nn.Sequential(
             nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2, groups=channels, bias=False),
-            nn.BatchNorm1d(channels), nn.SiLU())
-        self.pointwise2 = nn.Sequential(nn.Conv1d(channels, out_channels, 1), nn.BatchNorm1d(out_channels),
-                                        nn.SiLU())
+            nn.BatchNorm1d(channels),
+            nn.SiLU(),
+        )
+        self.pointwise2 = nn.Sequential(nn.Conv1d(channels, out_channels, 1), nn.BatchNorm1d(out_channels), nn.SiLU())
         self.proj = _ConvBN(out_channels, out_channels, 1, relu=False)
         self.shortcut = _ConvBN(channels, out_channels, 1, relu=False)
 
@@ -150,7 +152,7 @@ class _Chunker:
         b, m, p, _ = x.shape
         eye = torch.eye(self.size, dtype=x.dtype, device=x.device).unsqueeze(1)  # [size, 1, size]
         out = F.conv_transpose1d(x.reshape(b * m, p, self.size).transpose(1, 2), eye, stride=self.hop)
-        return out[:, 0, self.size:self.size + length].reshape(b, m, -1) * (self.hop / self.size)
+        return out[:, 0, self.size : self.size + length].reshape(b, m, -1) * (self.hop / self.size)
 
 
 class ChannelAttention(nn.Module):
@@ -203,7 +205,9 @@ class LocalAttention(nn.Module):
         super().__init__()
         self.depthwise = nn.Sequential(
             nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2, groups=channels, bias=False),
-            nn.BatchNorm1d(channels), nn.SiLU())
+            nn.BatchNorm1d(channels),
+            nn.SiLU(),
+        )
         self.conv = _ConvBN(2, 1, map_kernel, padding=(map_kernel - 1) // 2, relu=False)
         self.map = nn.Identity()
 
@@ -247,11 +251,13 @@ class MultiViewAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """``[B, c, T] -> [B, 2c, ~T/S]``: strided conv, residual conformer block, MA block."""
 
-    def __init__(self, channels: int, kernel_size: int, stride: int, segment_len: int, head: int,
-                 attention: bool) -> None:
+    def __init__(
+        self, channels: int, kernel_size: int, stride: int, segment_len: int, head: int, attention: bool
+    ) -> None:
         super().__init__()
-        self.down = nn.Sequential(nn.Conv1d(channels, channels, kernel_size, stride), nn.BatchNorm1d(channels),
-                                  nn.ReLU())
+        self.down = nn.Sequential(
+            nn.Conv1d(channels, channels, kernel_size, stride), nn.BatchNorm1d(channels), nn.ReLU()
+        )
         self.resconv = ResConBlock(channels, 2 * channels)
         self.attention = MultiViewAttention(2 * channels, segment_len, head) if attention else None
 
@@ -263,12 +269,14 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """``[B, 2c, T] -> [B, c, ~T*S]``: residual conformer block, transposed conv, MA block."""
 
-    def __init__(self, channels: int, kernel_size: int, stride: int, segment_len: int, head: int,
-                 attention: bool) -> None:
+    def __init__(
+        self, channels: int, kernel_size: int, stride: int, segment_len: int, head: int, attention: bool
+    ) -> None:
         super().__init__()
         self.resconv = ResConBlock(2 * channels, channels)
-        self.up = nn.Sequential(nn.ConvTranspose1d(channels, channels, kernel_size, stride),
-                                nn.BatchNorm1d(channels), nn.ReLU())
+        self.up = nn.Sequential(
+            nn.ConvTranspose1d(channels, channels, kernel_size, stride), nn.BatchNorm1d(channels), nn.ReLU()
+        )
         self.attention = MultiViewAttention(channels, segment_len, head) if attention else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -328,9 +336,21 @@ class MANNER(nn.Module):
     causal = False
     algorithmic_latency = -1
 
-    def __init__(self, hidden: int = 60, depth: int = 4, kernel_size: int = 8, stride: int = 4, head: int = 1,
-                 segment_len: int = 64, attention: str = "all", rescale: float | None = 0.1, eps: float = 1e-3,
-                 in_channels: int = 1, sample_rate: int = 16000, bn_momentum: float = 0.01) -> None:
+    def __init__(
+        self,
+        hidden: int = 60,
+        depth: int = 4,
+        kernel_size: int = 8,
+        stride: int = 4,
+        head: int = 1,
+        segment_len: int = 64,
+        attention: str = "all",
+        rescale: float | None = 0.1,
+        eps: float = 1e-3,
+        in_channels: int = 1,
+        sample_rate: int = 16000,
+        bn_momentum: float = 0.01,
+    ) -> None:
         super().__init__()
         if attention not in ("all", "last"):
             raise ValueError(f"attention must be 'all' or 'last', not {attention!r}")
@@ -338,16 +358,17 @@ class MANNER(nn.Module):
             raise ValueError("need hidden >= 3, segment_len >= 2 and depth >= 1")
         self.hidden, self.depth, self.kernel_size, self.stride = hidden, depth, kernel_size, stride
         self.eps, self.in_channels, self.sample_rate = eps, in_channels, sample_rate
-        self.in_conv = nn.Sequential(nn.Conv1d(in_channels, hidden, 3, padding=1), nn.BatchNorm1d(hidden),
-                                     nn.ReLU())
+        self.in_conv = nn.Sequential(nn.Conv1d(in_channels, hidden, 3, padding=1), nn.BatchNorm1d(hidden), nn.ReLU())
         has_attn = [attention == "all" or i == depth - 1 for i in range(depth)]
         self.encoder = nn.ModuleList(
-            EncoderLayer(hidden * 2 ** i, kernel_size, stride, segment_len, head, has_attn[i]) for i in range(depth))
-        bottom = hidden * 2 ** depth
+            EncoderLayer(hidden * 2**i, kernel_size, stride, segment_len, head, has_attn[i]) for i in range(depth)
+        )
+        bottom = hidden * 2**depth
         self.bottleneck = nn.Sequential(nn.Linear(bottom, bottom, bias=False), nn.ReLU())
         self.decoder = nn.ModuleList(
-            DecoderLayer(hidden * 2 ** i, kernel_size, stride, segment_len, head, has_attn[i])
-            for i in reversed(range(depth)))
+            DecoderLayer(hidden * 2**i, kernel_size, stride, segment_len, head, has_attn[i])
+            for i in reversed(range(depth))
+        )
         self.mask = MaskGate(hidden)
         self.out_conv = nn.Conv1d(hidden, 1, 3, padding=1)
         if rescale is not None:

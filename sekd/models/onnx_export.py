@@ -16,6 +16,7 @@ MANNER needs no wrapper (time domain); DPDCRN's attention is written out in the 
 (``_PathLayer._attention``) because the exporter fixes the sequence length inside
 ``nn.MultiheadAttention``. Uformer computes on complex tensors throughout: not covered.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ class RealSTFT(nn.Module):
         synthesis = torch.cat([c[:, None] * torch.cos(angle), -c[:, None] * torch.sin(angle)]) / self.n_fft * window
         self.register_buffer("analysis", analysis.float()[:, None, :], persistent=False)  # [2F, 1, win]
         self.register_buffer("synthesis", synthesis.float()[:, None, :], persistent=False)  # [2F, 1, win]
-        self.register_buffer("window_sq", (window ** 2).float()[None, None, :], persistent=False)
+        self.register_buffer("window_sq", (window**2).float()[None, None, :], persistent=False)
 
     def _pads(self, length) -> tuple:
         left = self.win - self.hop
@@ -60,14 +61,14 @@ class RealSTFT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         spec = F.conv1d(F.pad(x[:, None], self._pads(x.shape[-1])), self.analysis, stride=self.hop)
-        return spec[:, :self.bins], spec[:, self.bins:]
+        return spec[:, : self.bins], spec[:, self.bins :]
 
     def inverse(self, re: torch.Tensor, im: torch.Tensor, length) -> torch.Tensor:
         frames = torch.cat([re, im], 1)  # [B, 2F, N]
         wave = F.conv_transpose1d(frames, self.synthesis, stride=self.hop)[:, 0]  # overlap-add
         env = F.conv_transpose1d(torch.ones_like(frames[:, :1]), self.window_sq, stride=self.hop)[:, 0]
         left = self.win - self.hop
-        return (wave / env.clamp_min(1e-8))[:, left:left + length]
+        return (wave / env.clamp_min(1e-8))[:, left : left + length]
 
 
 def _tanh_mask(re, im, mr, mi):
@@ -131,5 +132,7 @@ def real_arithmetic(model: nn.Module) -> nn.Module:
         return model.eval()
     if isinstance(model, DPDCRN):
         return RealDPDCRN(model)
-    raise ValueError(f"ONNX export covers DCCRN, DPDCRN and MANNER; {type(model).__name__} computes on "
-                     "complex tensors that torch's ONNX exporter does not convert (use --format torchscript)")
+    raise ValueError(
+        f"ONNX export covers DCCRN, DPDCRN and MANNER; {type(model).__name__} computes on "
+        "complex tensors that torch's ONNX exporter does not convert (use --format torchscript)"
+    )

@@ -15,6 +15,7 @@ own count is replaced by the formula:
 
 Element-wise operations (activations, masks, norms) are not counted, as is usual.
 """
+
 from __future__ import annotations
 
 import json
@@ -176,8 +177,9 @@ def peak_memory_mib(name: str, args: dict, seconds: float = 4.0) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"] / 2**20
 
 
-def profile_model(name: str, args: dict, seconds: float = 4.0, threads: int | None = None,
-                  memory: bool = True) -> dict[str, Any]:
+def profile_model(
+    name: str, args: dict, seconds: float = 4.0, threads: int | None = None, memory: bool = True
+) -> dict[str, Any]:
     """Every figure of the profile for one model config."""
     from sekd.models import build_model, count_parameters
 

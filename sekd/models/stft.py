@@ -5,6 +5,7 @@ input samples ``[t*hop - pad, t*hop - pad + win_len)``; every output sample depe
 input samples at most ``win_len - 1`` ahead of it. That keeps causal models causal and
 makes the algorithmic latency exactly ``win_len`` samples.
 """
+
 from __future__ import annotations
 
 import torch

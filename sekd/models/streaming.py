@@ -31,6 +31,7 @@ Only causal models stream (``causal=True``, the default of both): the official l
 look ahead (DCCRN's decoder one frame per layer, DPDCRN's utterance-level norms and
 unmasked time attention).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,9 +56,9 @@ class _FrameStreamer:
         self.win, self.hop, self.n_fft = stft.win_len, stft.hop, stft.n_fft
         self.left = self.win - self.hop
         self.channels = int(getattr(model, "in_channels", 1))
-        w2 = stft.window ** 2
+        w2 = stft.window**2
         # Steady-state overlap-add normaliser, one value per position inside a hop.
-        self.env = torch.stack([w2[j::self.hop].sum() for j in range(self.hop)])
+        self.env = torch.stack([w2[j :: self.hop].sum() for j in range(self.hop)])
         self.batch = None
 
     @property
@@ -88,13 +89,13 @@ class _FrameStreamer:
         if block.shape[-1] != self.hop or block.shape[1] != self.channels:
             raise ValueError(f"a step takes [B, {self.channels}, {self.hop}] samples, got {list(block.shape)}")
         frame = torch.cat([self.in_buf, block], -1)  # the last win_len samples
-        self.in_buf = frame[..., self.hop:]
+        self.in_buf = frame[..., self.hop :]
         spec = torch.fft.rfft(frame * self.model.stft.window, n=self.n_fft)  # [B, C, F]
         est = self._frame(spec)
-        frame_out = torch.fft.irfft(est, n=self.n_fft)[..., :self.win] * self.model.stft.window
+        frame_out = torch.fft.irfft(est, n=self.n_fft)[..., : self.win] * self.model.stft.window
         self.ola = self.ola + frame_out
-        done = self.ola[:, :self.hop] / self.env
-        self.ola = F.pad(self.ola[:, self.hop:], (0, self.hop))
+        done = self.ola[:, : self.hop] / self.env
+        self.ola = F.pad(self.ola[:, self.hop :], (0, self.hop))
         return done
 
     @torch.no_grad()
@@ -107,8 +108,8 @@ class _FrameStreamer:
         total = length + self.left  # the stream's output lags by `left` samples
         steps = -(-total // self.hop)
         x = F.pad(x, (0, steps * self.hop - length))
-        out = torch.cat([self.step(x[..., i * self.hop:(i + 1) * self.hop]) for i in range(steps)], -1)
-        return out[:, self.left:self.left + length]
+        out = torch.cat([self.step(x[..., i * self.hop : (i + 1) * self.hop]) for i in range(steps)], -1)
+        return out[:, self.left : self.left + length]
 
 
 class StreamingDCCRN(_FrameStreamer):
@@ -148,8 +149,10 @@ class StreamingDCCRN(_FrameStreamer):
             ir, ii = torch.split(self._lstm(layer.imag_lstm, both), b, 1)
             real, imag = rr - ii, ri + ir
             if layer.projection_size:
-                real, imag = (layer.real_linear(real) - layer.imag_linear(imag),
-                              layer.real_linear(imag) + layer.imag_linear(real))
+                real, imag = (
+                    layer.real_linear(real) - layer.imag_linear(imag),
+                    layer.real_linear(imag) + layer.imag_linear(real),
+                )
             x = torch.cat([real, imag], -1)
         return x
 

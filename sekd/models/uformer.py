@@ -62,6 +62,7 @@ Submodules for feature taps (complex outputs ``[B, 2C, F, N]``, real ``[B, C, F,
 ``conformer.tatt_cplx``, ``conformer.dsconv_cplx.<j>``, ... are tensors),
 ``decoder.<i>`` / ``decoder_real.<i>``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -76,8 +77,13 @@ EPS = torch.finfo(torch.float32).eps
 
 # Paper-size configuration (constructor arguments of ``uformer``): official uformer.py.
 CONFIGS = {
-    "uformer": dict(channels=[8, 16, 32, 64, 128, 128], ff_hidden=64, attention_hidden=16,
-                    conv_hidden=32, dilations=[1, 2, 4, 8, 16, 32, 64, 128]),
+    "uformer": dict(
+        channels=[8, 16, 32, 64, 128, 128],
+        ff_hidden=64,
+        attention_hidden=16,
+        conv_hidden=32,
+        dilations=[1, 2, 4, 8, 16, 32, 64, 128],
+    ),
 }
 
 # Learnable parameters of the official model and the frozen STFT/iSTFT kernel entries its
@@ -86,12 +92,12 @@ OFFICIAL_LEARNABLE_PARAMS = 3_336_049
 OFFICIAL_STFT_KERNEL_PARAMS = 2 * (1024 * 512 + 512)
 
 
-
 # ---------------------------------------------------------------------------- helpers
 # Complex tensors are ``[B, 2C, F, T]``; inside the conformer they are moved to a
 # channel-last view ``[B, 2, F, T, C]`` (dim 1 = real/imaginary) for LayerNorm and
 # linear layers over channels. Real and imaginary parts share every LayerNorm, as in
 # the official code.
+
 
 def _to_last(x: torch.Tensor) -> torch.Tensor:
     """``[B, 2C, F, T] -> [B, 2, F, T, C]``."""
@@ -159,8 +165,9 @@ class _ComplexConv2d(nn.Module):
     Channel counts are real + imaginary, as in ``complex_nn``; PyTorch's default init.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=(1, 1), dilation=(1, 1),
-                 padding=(0, 0)) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size=(1, 1), dilation=(1, 1), padding=(0, 0)
+    ) -> None:
         super().__init__()
         self.dilation, self.padding = tuple(dilation), tuple(padding)
         self.real_conv = nn.Conv2d(in_channels // 2, out_channels // 2, kernel_size, dilation=dilation)
@@ -183,11 +190,13 @@ class _ComplexLinear(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         zr, zi = z.unbind(1)
-        return torch.stack([self.real_linear(zr) - self.imag_linear(zi),
-                            self.real_linear(zi) + self.imag_linear(zr)], 1)
+        return torch.stack(
+            [self.real_linear(zr) - self.imag_linear(zi), self.real_linear(zi) + self.imag_linear(zr)], 1
+        )
 
 
 # -------------------------------------------------------------------- conformer parts
+
 
 class _FeedForward(nn.Module):
     """LayerNorm -> linear C->H -> PReLU -> linear H->C, ``0.5 * y + x`` (complex or real)."""
@@ -240,8 +249,7 @@ class _AxisAttention(nn.Module):
         super().__init__()
         self.axis, self.complex_valued = axis, complex_valued
         self.norm_in = nn.LayerNorm(channels)
-        self.heads = nn.ModuleList(_AttentionHead(channels, hidden)
-                                   for _ in range(8 if complex_valued else 1))
+        self.heads = nn.ModuleList(_AttentionHead(channels, hidden) for _ in range(8 if complex_valued else 1))
         self.norm_hidden = nn.LayerNorm(hidden)
         self.transform = (_ComplexLinear if complex_valued else nn.Linear)(hidden, channels)
         self.norm_out = nn.LayerNorm(channels)
@@ -270,8 +278,7 @@ class _DilatedConvBlock(nn.Module):
     -> swish -> 1x1 conv H->C -> dropout -> residual. ``dconv*``: (3, 3) kernels, time
     dilations ``d1`` and ``d2``, centred (non-causal) padding."""
 
-    def __init__(self, channels: int, hidden: int, d1: int, d2: int, complex_valued: bool,
-                 dropout: float) -> None:
+    def __init__(self, channels: int, hidden: int, d1: int, d2: int, complex_valued: bool, dropout: float) -> None:
         super().__init__()
         self.complex_valued = complex_valued
         k = 2 if complex_valued else 1
@@ -308,8 +315,15 @@ class _DualPathConformer(nn.Module):
     """The dilated complex & real dual-path conformer: ``(cplx [B, 2C, F, T], mag [B, C, F, T])``
     -> same shapes; the branches are fused after every sub-block but the final norms."""
 
-    def __init__(self, channels: int, ff_hidden: int, attention_hidden: int, conv_hidden: int,
-                 dilations: list[int], dropout: float) -> None:
+    def __init__(
+        self,
+        channels: int,
+        ff_hidden: int,
+        attention_hidden: int,
+        conv_hidden: int,
+        dilations: list[int],
+        dropout: float,
+    ) -> None:
         super().__init__()
         c, d = channels, dropout
         self.ff1_cplx = _FeedForward(c, ff_hidden, True, d)
@@ -327,9 +341,13 @@ class _DualPathConformer(nn.Module):
         self.norm_mag = nn.LayerNorm(c)
 
     def forward(self, cplx: torch.Tensor, mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = [(self.ff1_cplx, self.ff1_mag), (self.tatt_cplx, self.tatt_mag),
-                 (self.fatt_cplx, self.fatt_mag), *zip(self.dsconv_cplx, self.dsconv_mag),
-                 (self.ff2_cplx, self.ff2_mag)]
+        steps = [
+            (self.ff1_cplx, self.ff1_mag),
+            (self.tatt_cplx, self.tatt_mag),
+            (self.fatt_cplx, self.fatt_mag),
+            *zip(self.dsconv_cplx, self.dsconv_mag),
+            (self.ff2_cplx, self.ff2_mag),
+        ]
         for block_c, block_m in steps:
             cplx, mag = _fusion(block_c(cplx), block_m(mag))
         cplx = _from_last(self.norm_cplx(_to_last(cplx)))
@@ -338,6 +356,7 @@ class _DualPathConformer(nn.Module):
 
 
 # ------------------------------------------------------------------------------ model
+
 
 @register_model("uformer")
 class Uformer(nn.Module):
@@ -359,11 +378,21 @@ class Uformer(nn.Module):
 
     causal = False
 
-    def __init__(self, channels: list[int] | tuple[int, ...] = (8, 16, 32, 64, 128, 128),
-                 ff_hidden: int = 64, attention_hidden: int = 16, conv_hidden: int = 32,
-                 dilations: list[int] | tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128),
-                 win_len: int = 400, hop: int = 160, n_fft: int = 512, kernel_size: int = 5,
-                 dropout: float = 0.1, sample_rate: int = 16000, in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        channels: list[int] | tuple[int, ...] = (8, 16, 32, 64, 128, 128),
+        ff_hidden: int = 64,
+        attention_hidden: int = 16,
+        conv_hidden: int = 32,
+        dilations: list[int] | tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128),
+        win_len: int = 400,
+        hop: int = 160,
+        n_fft: int = 512,
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        sample_rate: int = 16000,
+        in_channels: int = 1,
+    ) -> None:
         super().__init__()
         if in_channels != 1:
             raise ValueError("Uformer is single-channel here (in_channels=1)")
@@ -377,19 +406,29 @@ class Uformer(nn.Module):
         pad_f = kernel_size // 2
         kernel, stride = (kernel_size, 2), (2, 1)
         self.encoder = nn.ModuleList(
-            nn.Sequential(ComplexConv2d(2 * chans[i], 2 * chans[i + 1], kernel, stride, (pad_f, 1)),
-                          _ComplexBatchNorm(chans[i + 1]), nn.PReLU())
-            for i in range(n))
+            nn.Sequential(
+                ComplexConv2d(2 * chans[i], 2 * chans[i + 1], kernel, stride, (pad_f, 1)),
+                _ComplexBatchNorm(chans[i + 1]),
+                nn.PReLU(),
+            )
+            for i in range(n)
+        )
         self.encoder_real = nn.ModuleList(
-            nn.Sequential(_CausalConv2d(chans[i], chans[i + 1], kernel, stride, (pad_f, 0), left=1),
-                          nn.BatchNorm2d(chans[i + 1]), nn.PReLU())
-            for i in range(n))
-        self.conformer = _DualPathConformer(chans[-1], ff_hidden, attention_hidden, conv_hidden,
-                                            list(dilations), dropout)
+            nn.Sequential(
+                _CausalConv2d(chans[i], chans[i + 1], kernel, stride, (pad_f, 0), left=1),
+                nn.BatchNorm2d(chans[i + 1]),
+                nn.PReLU(),
+            )
+            for i in range(n)
+        )
+        self.conformer = _DualPathConformer(
+            chans[-1], ff_hidden, attention_hidden, conv_hidden, list(dilations), dropout
+        )
         decoder, decoder_real = [], []
         for i in range(n, 0, -1):
-            cplx = [ComplexConvTranspose2d(4 * chans[i], 2 * chans[i - 1], kernel, stride, (pad_f, 0), (1, 0),
-                                           causal=True)]
+            cplx = [
+                ComplexConvTranspose2d(4 * chans[i], 2 * chans[i - 1], kernel, stride, (pad_f, 0), (1, 0), causal=True)
+            ]
             real = [_TrimConvTranspose2d(2 * chans[i], chans[i - 1], kernel, stride, (pad_f, 0), (1, 0))]
             if i != 1:
                 cplx += [_ComplexBatchNorm(chans[i - 1]), nn.PReLU()]

@@ -8,13 +8,22 @@
 The embedding extractor itself is a model: ``sekd.models.ecapa`` (registry name ``ecapa_tdnn``).
 ``AAMSoftmax`` is imported on first use, so the scorer (numpy and kaldiio only) starts without torch.
 """
+
 from __future__ import annotations
 
 from sekd.sv.integrated_gradients import integrated_gradients  # torch is imported inside
 from sekd.sv.scoring import as_norm, cohort_stats, cosine_matrix, cosine_score, read_trials, score_trials
 
-__all__ = ["AAMSoftmax", "integrated_gradients", "as_norm", "cohort_stats", "cosine_matrix", "cosine_score",
-           "read_trials", "score_trials"]
+__all__ = [
+    "AAMSoftmax",
+    "integrated_gradients",
+    "as_norm",
+    "cohort_stats",
+    "cosine_matrix",
+    "cosine_score",
+    "read_trials",
+    "score_trials",
+]
 
 
 def __getattr__(name: str):

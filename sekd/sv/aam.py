@@ -26,6 +26,7 @@ Usage::
     aam.logits(embeddings)                           # the same logits without a loss (eval / logit KD)
     aam.set_margin(0.1)                              # e.g. a margin warm-up schedule
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,15 @@ class AAMSoftmax(nn.Module):
     scaled cosine logits ``s cos theta`` (what logit KD and accuracy should use).
     """
 
-    def __init__(self, embed_dim: int, num_classes: int, margin: float = 0.2, scale: float = 30.0,
-                 easy_margin: bool = False, eps: float = 1e-7) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_classes: int,
+        margin: float = 0.2,
+        scale: float = 30.0,
+        easy_margin: bool = False,
+        eps: float = 1e-7,
+    ) -> None:
         super().__init__()
         self.embed_dim, self.num_classes = embed_dim, num_classes
         self.scale, self.easy_margin, self.eps = scale, easy_margin, eps
@@ -99,5 +107,7 @@ class AAMSoftmax(nn.Module):
         return loss, self.scale * cosine
 
     def extra_repr(self) -> str:
-        return (f"embed_dim={self.embed_dim}, num_classes={self.num_classes}, margin={self.margin}, "
-                f"scale={self.scale}, easy_margin={self.easy_margin}")
+        return (
+            f"embed_dim={self.embed_dim}, num_classes={self.num_classes}, margin={self.margin}, "
+            f"scale={self.scale}, easy_margin={self.easy_margin}"
+        )

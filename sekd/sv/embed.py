@@ -13,6 +13,7 @@ an ``embeddings.scp`` that exists is complete. :func:`read_embeddings` reads an 
 ``{key: float32 [D]}`` (``kaldiio.load_scp``); :func:`speaker_means` averages them per speaker
 (the cohort of AS-norm, as WeSpeaker's recipes build it).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,13 @@ if TYPE_CHECKING:  # torch only where models run: reading and scoring embeddings
     from torch import nn
 
 
-def embed_utterances(model: nn.Module, items: Iterable[tuple[str, torch.Tensor]], device="cpu",
-                     max_seconds: float | None = None, sample_rate: int = 16000) -> dict[str, np.ndarray]:
+def embed_utterances(
+    model: nn.Module,
+    items: Iterable[tuple[str, torch.Tensor]],
+    device="cpu",
+    max_seconds: float | None = None,
+    sample_rate: int = 16000,
+) -> dict[str, np.ndarray]:
     """``{key: float32 [D]}`` for ``(key, wav [C, T] or [T])`` items (channel 0 is used)."""
     import torch
 

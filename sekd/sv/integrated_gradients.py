@@ -19,6 +19,7 @@ The interpolated inputs of ``chunk_size`` steps are stacked along the batch axis
 one call of ``F`` (``[chunk_size * B, ...]``), so memory grows with ``chunk_size * B``. ``F`` must
 treat examples independently: put models with BatchNorm in ``eval()`` mode.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
@@ -51,10 +52,15 @@ def riemann_points(steps: int, method: str = "riemann_trapezoid") -> tuple[torch
     return alphas, weights
 
 
-def integrated_gradients(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                         baseline: torch.Tensor | None = None, steps: int = 32,
-                         method: str = "riemann_trapezoid", chunk_size: int | None = 8,
-                         create_graph: bool = False) -> torch.Tensor:
+def integrated_gradients(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+    steps: int = 32,
+    method: str = "riemann_trapezoid",
+    chunk_size: int | None = 8,
+    create_graph: bool = False,
+) -> torch.Tensor:
     """Attributions of ``f`` at ``x``, the shape of ``x``.
 
     Args:
@@ -87,8 +93,8 @@ def integrated_gradients(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     total = torch.zeros_like(x)
     with torch.enable_grad():
         for start in range(0, len(alphas), chunk):
-            a = alphas[start:start + chunk].to(dtype=x.dtype, device=x.device)
-            w = weights[start:start + chunk].to(dtype=x.dtype, device=x.device)
+            a = alphas[start : start + chunk].to(dtype=x.dtype, device=x.device)
+            w = weights[start : start + chunk].to(dtype=x.dtype, device=x.device)
             shape = (len(a),) + (1,) * x.dim()
             points = baseline.unsqueeze(0) + a.view(shape) * delta.unsqueeze(0)  # [k, B, ...]
             points = points.reshape((len(a) * batch,) + tuple(x.shape[1:]))

@@ -23,6 +23,7 @@ VoxCeleb's ``1|0 <enroll> <test>``; errors name the file and line.
 
 Embeddings are numpy arrays (what kaldiio reads back); scores are float64.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,12 @@ def _index(trials: Sequence[tuple[str, str]], side: int) -> tuple[list[str], np.
     return keys, np.array([pos[t[side]] for t in trials], dtype=np.int64)
 
 
-def cosine_score(enroll: Mapping[str, np.ndarray], trials: Iterable[tuple[str, ...]],
-                 test: Mapping[str, np.ndarray] | None = None, mean: np.ndarray | None = None) -> np.ndarray:
+def cosine_score(
+    enroll: Mapping[str, np.ndarray],
+    trials: Iterable[tuple[str, ...]],
+    test: Mapping[str, np.ndarray] | None = None,
+    mean: np.ndarray | None = None,
+) -> np.ndarray:
     """Cosine score ``[K]`` of each trial ``(enroll_key, test_key, ...)`` (extra fields, e.g. labels, ignored).
 
     ``test`` defaults to ``enroll`` (VoxCeleb trials take both sides from one set of embeddings).
@@ -73,8 +78,9 @@ def cosine_score(enroll: Mapping[str, np.ndarray], trials: Iterable[tuple[str, .
     return np.einsum("kd,kd->k", e[e_idx], t[t_idx])
 
 
-def cohort_stats(embeddings: np.ndarray, cohort: np.ndarray, top_n: int = 300, mean: np.ndarray | None = None,
-                 eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+def cohort_stats(
+    embeddings: np.ndarray, cohort: np.ndarray, top_n: int = 300, mean: np.ndarray | None = None, eps: float = 1e-8
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std ``([N], [N])`` of the ``top_n`` highest cosine scores of each embedding against the cohort."""
     scores = cosine_matrix(embeddings, cohort, mean)
     n = min(int(top_n), scores.shape[1])
@@ -84,16 +90,22 @@ def cohort_stats(embeddings: np.ndarray, cohort: np.ndarray, top_n: int = 300, m
     return top.mean(axis=1), np.maximum(top.std(axis=1), eps)
 
 
-def as_norm(scores: np.ndarray, enroll_mean: np.ndarray, enroll_std: np.ndarray, test_mean: np.ndarray,
-            test_std: np.ndarray) -> np.ndarray:
+def as_norm(
+    scores: np.ndarray, enroll_mean: np.ndarray, enroll_std: np.ndarray, test_mean: np.ndarray, test_std: np.ndarray
+) -> np.ndarray:
     """``((s - mu_e) / sigma_e + (s - mu_t) / sigma_t) / 2``, all arguments ``[K]`` (per trial)."""
     scores = np.asarray(scores, dtype=np.float64)
     return 0.5 * ((scores - enroll_mean) / enroll_std + (scores - test_mean) / test_std)
 
 
-def score_trials(enroll: Mapping[str, np.ndarray], trials: Iterable[tuple[str, ...]],
-                 test: Mapping[str, np.ndarray] | None = None, cohort: np.ndarray | None = None,
-                 top_n: int = 300, mean: np.ndarray | None = None) -> np.ndarray:
+def score_trials(
+    enroll: Mapping[str, np.ndarray],
+    trials: Iterable[tuple[str, ...]],
+    test: Mapping[str, np.ndarray] | None = None,
+    cohort: np.ndarray | None = None,
+    top_n: int = 300,
+    mean: np.ndarray | None = None,
+) -> np.ndarray:
     """Cosine scores ``[K]`` of the trials, AS-normalised against ``cohort [C, D]`` when one is given.
 
     Cohort statistics are computed once per distinct enrollment / test utterance.
@@ -129,8 +141,10 @@ def read_trials(path: str) -> list[tuple[str, str, int]]:
             elif len(fields) == 3 and fields[0] in ("0", "1"):
                 enroll, test, label = fields[1], fields[2], LABELS[fields[0]]
             else:
-                raise DataError(f"{path}:{num}", f"expected '<enroll> <test> target|nontarget' or "
-                                                 f"'1|0 <enroll> <test>', got {line.strip()!r}")
+                raise DataError(
+                    f"{path}:{num}",
+                    f"expected '<enroll> <test> target|nontarget' or '1|0 <enroll> <test>', got {line.strip()!r}",
+                )
             if (enroll, test) in seen:
                 raise DataError(f"{path}:{num}", f"trial {enroll} {test} listed twice")
             seen.add((enroll, test))

@@ -7,6 +7,7 @@ Everything in it is a tensor or a plain value, so it loads with ``weights_only=T
 checkpoint or a packed model runs no code. One that needs more (made elsewhere, or by an old
 sekd) is refused with a message, unless trusted (``SEKD_TRUST_CHECKPOINTS=1``).
 """
+
 from __future__ import annotations
 
 import io
@@ -59,8 +60,13 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 def git_commit() -> str | None:
     """The commit of the sekd source tree, when it is a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -68,9 +74,12 @@ def git_commit() -> str | None:
 
 def add_trust_option(parser) -> None:
     """``--trust_checkpoint`` of the tools that load checkpoints (sets ``SEKD_TRUST_CHECKPOINTS``)."""
-    parser.add_argument("--trust_checkpoint", action="store_true",
-                        help="load checkpoints that hold more than weights and plain values (unpickling them may "
-                             "run code stored in them: only for files you trust)")
+    parser.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="load checkpoints that hold more than weights and plain values (unpickling them may "
+        "run code stored in them: only for files you trust)",
+    )
 
 
 def apply_trust_option(args) -> None:
@@ -90,9 +99,11 @@ def _load(source, where: Path) -> dict:
                 source.seek(0)
             return torch.load(source, map_location="cpu", weights_only=False)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{where}: holds Python objects besides weights and plain values ({first[:200]}); "
-                         f"loading it could run code stored in it. Load it only if you trust where it came from: "
-                         f"--trust_checkpoint (or {TRUST_ENV}=1)") from None
+        raise ValueError(
+            f"{where}: holds Python objects besides weights and plain values ({first[:200]}); "
+            f"loading it could run code stored in it. Load it only if you trust where it came from: "
+            f"--trust_checkpoint (or {TRUST_ENV}=1)"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:

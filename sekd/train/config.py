@@ -1,4 +1,5 @@
 """Training configs: defaults, YAML files and ``--a.b value`` command-line overrides."""
+
 from __future__ import annotations
 
 import copy
@@ -53,8 +54,17 @@ DEFAULTS: dict[str, Any] = {
     # weight_scale multiplies every term's weight (enh.sh --kd_weight_scales sweeps it on validation)
     # cache_teacher: offline KD, the teacher's output and tapped features of each crop computed once and
     # kept in memory (needs data.crop_slots >= 1: fixed crops), cache_dtype float32 or float16
-    "kd": {"teacher": None, "task_weight": 1.0, "terms": [], "teacher_config": None, "student_config": None,
-           "ablation": None, "weight_scale": 1.0, "cache_teacher": False, "cache_dtype": "float32"},
+    "kd": {
+        "teacher": None,
+        "task_weight": 1.0,
+        "terms": [],
+        "teacher_config": None,
+        "student_config": None,
+        "ablation": None,
+        "weight_scale": 1.0,
+        "cache_teacher": False,
+        "cache_dtype": "float32",
+    },
 }
 
 # Sections whose keys are free-form (passed to a constructor): overrides may add keys.
@@ -67,11 +77,14 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |\.[0-9_]+(?:[eE][-+][0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
+    |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
     list("-+0123456789."),
 )
 
@@ -204,9 +217,12 @@ def check_values(cfg: dict) -> None:
             raise ConfigError(f"{path}: expected {what}{bound}{none}, got {value!r}")
     for key in ("snr_range", "level_range"):
         value = cfg["data"][key]
-        if not (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-                and value[0] <= value[1]):
+        if not (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            and value[0] <= value[1]
+        ):
             raise ConfigError(f"data.{key}: expected [low, high] in dB with low <= high, got {value!r}")
     if cfg.get("train", {}).get("best_metric", "sisnr") not in ("sisnr", "pesq"):
         raise ConfigError(f"train.best_metric: expected sisnr or pesq, got {cfg['train']['best_metric']!r}")

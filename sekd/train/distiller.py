@@ -11,6 +11,7 @@ and broadcasts all of their initial values and buffers from rank 0; ``train.grad
 ``parameters()`` of the same module. Inside the forward the model is called directly (DDP's hooks
 are on the parameters, not on the call).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -20,8 +21,13 @@ from torch import nn
 
 
 class Distiller(nn.Module):
-    def __init__(self, model: nn.Module, kd_terms: nn.ModuleList, heads: Iterable[nn.Module],
-                 loss: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, dict[str, float]]]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        kd_terms: nn.ModuleList,
+        heads: Iterable[nn.Module],
+        loss: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, dict[str, float]]],
+    ) -> None:
         super().__init__()
         # registration order = parameters() order = the optimizer's parameter order (checkpoints rely on it)
         self.model = model

@@ -10,6 +10,7 @@ adapters, the speaker head) is wrapped in ``DistributedDataParallel`` (every tra
 gradient averaged), validation utterances are split over the ranks and their scores summed.
 Only rank 0 writes logs, TensorBoard events and checkpoints.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ def setup(device: str = "auto") -> Context:
 
 def shard(batch: list[int], ctx: Context) -> list[int]:
     """This rank's items of a global batch."""
-    return batch[ctx.rank::ctx.world]
+    return batch[ctx.rank :: ctx.world]
 
 
 def all_sum(values: list[float], ctx: Context) -> list[float]:

@@ -1,5 +1,6 @@
 """Task losses on waveforms: ``loss(est [B, T], ref [B, T], noisy [B, C, T] = None) -> scalar``
 (the noisy input is used by losses on the noise estimate, e.g. MANNER's ``l1_mrstft``)."""
+
 from __future__ import annotations
 
 import torch
@@ -75,8 +76,15 @@ class L1MRSTFTLoss(torch.nn.Module):
     (``WeightedLoss`` of the official ``time_loss.py``). ``noise_weighted: false``: ``mean_b l(e, r)``.
     """
 
-    def __init__(self, fft_sizes=(1024, 2048, 512), hop_sizes=(120, 240, 50), win_lengths=(600, 1200, 240),
-                 factor_sc: float = 0.5, factor_mag: float = 0.5, noise_weighted: bool = True) -> None:
+    def __init__(
+        self,
+        fft_sizes=(1024, 2048, 512),
+        hop_sizes=(120, 240, 50),
+        win_lengths=(600, 1200, 240),
+        factor_sc: float = 0.5,
+        factor_mag: float = 0.5,
+        noise_weighted: bool = True,
+    ) -> None:
         super().__init__()
         if not len(fft_sizes) == len(hop_sizes) == len(win_lengths):
             raise ValueError("fft_sizes, hop_sizes and win_lengths must have the same length")
@@ -88,7 +96,7 @@ class L1MRSTFTLoss(torch.nn.Module):
     def _mag(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
         window = torch.hann_window(win, device=x.device, dtype=x.dtype)
         spec = torch.stft(x, n_fft, hop, win, window, return_complex=True)
-        return (spec.real ** 2 + spec.imag ** 2).clamp_min(1e-7).sqrt()
+        return (spec.real**2 + spec.imag**2).clamp_min(1e-7).sqrt()
 
     def per_item(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """``l(e, r)`` per item, ``[B, T] x [B, T] -> [B]``."""

@@ -1,4 +1,5 @@
 """Optimizers and learning-rate schedules by name (``optim`` and ``scheduler`` config sections)."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -27,8 +28,11 @@ def _onecycle(optimizer, max_epochs, steps_per_epoch, **args):
     """``max_lr`` (default the optimizer's ``lr``), ``pct_start`` 0.3, over ``max_epochs *
     steps_per_epoch`` steps, as the official MANNER training's ``OneCycleLR``."""
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.get("max_lr", optimizer.param_groups[0]["lr"]),
-        total_steps=max_epochs * steps_per_epoch, pct_start=args.get("pct_start", 0.3))
+        optimizer,
+        max_lr=args.get("max_lr", optimizer.param_groups[0]["lr"]),
+        total_steps=max_epochs * steps_per_epoch,
+        pct_start=args.get("pct_start", 0.3),
+    )
 
 
 _onecycle.per_step = True
@@ -38,7 +42,8 @@ _onecycle.per_step = True
 def _plateau(optimizer, max_epochs, steps_per_epoch, **args):
     """On the validation metric: ``mode: max`` for SI-SNR, ``min`` for EER."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1))
+        optimizer, mode=args.get("mode", "max"), factor=args.get("factor", 0.5), patience=args.get("patience", 1)
+    )
 
 
 @SCHEDULERS.register("cosine")

@@ -18,6 +18,7 @@ absent); ``TASKS.build(name, cfg, train_dir, valid_dir, seed)`` makes it.
   its head to logit KD); validation EER (%) on the valid dir's ``trials`` (``valid_eer``, lower is
   better).
 """
+
 from __future__ import annotations
 
 import logging
@@ -121,11 +122,26 @@ class EnhTask(Task):
         self.monitor = f"valid_{self.best_metric}"
         if dcfg["noise_scp"]:
             noise_scp = Path(train_dir) / dcfg["noise_scp"]  # an absolute path stays as it is
-            self.train_set = MixingDataset(train_dir, str(noise_scp), dcfg["segment"], dcfg["sample_rate"],
-                                           seed, dcfg["snr_range"], dcfg["level_range"], int(dcfg["crop_slots"]))
+            self.train_set = MixingDataset(
+                train_dir,
+                str(noise_scp),
+                dcfg["segment"],
+                dcfg["sample_rate"],
+                seed,
+                dcfg["snr_range"],
+                dcfg["level_range"],
+                int(dcfg["crop_slots"]),
+            )
         else:
-            self.train_set = CropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], seed,
-                                         dcfg["channels"], dcfg["ref_channel"], int(dcfg["crop_slots"]))
+            self.train_set = CropDataset(
+                train_dir,
+                dcfg["segment"],
+                dcfg["sample_rate"],
+                seed,
+                dcfg["channels"],
+                dcfg["ref_channel"],
+                int(dcfg["crop_slots"]),
+            )
         self.valid_set = UtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["channels"], dcfg["ref_channel"])
 
     def setup(self, model: nn.Module, device: torch.device) -> None:
@@ -145,8 +161,9 @@ class EnhTask(Task):
             return task, parts
         t_est, t_feats = None, {}
         if tr.teacher_cache is not None and crop_ids is not None:
-            t_est, t_feats = tr.teacher_cache.lookup(crop_ids.tolist(), lambda idx: tr.teacher_forward(noisy[idx]),
-                                                     tr.dist.device)
+            t_est, t_feats = tr.teacher_cache.lookup(
+                crop_ids.tolist(), lambda idx: tr.teacher_forward(noisy[idx]), tr.dist.device
+            )
         elif tr.teacher is not None:
             t_est, t_feats = tr.teacher_forward(noisy)
         ctx = KDContext(noisy, clean, est, t_est, s_feats, t_feats)
@@ -171,12 +188,12 @@ class EnhTask(Task):
                 pesq_scores.append(valid_pesq(clean, est, rate))
 
         # each rank its share, summed below
-        scores = valid_sisnr(tr.model, self.valid_set, range(tr.dist.rank, count, tr.dist.world), tr.dist.device,
-                             score)
+        scores = valid_sisnr(tr.model, self.valid_set, range(tr.dist.rank, count, tr.dist.world), tr.dist.device, score)
         tr.model.train()
         good = [p for p in pesq_scores if math.isfinite(p)]
         total, n, p_total, p_n = distributed.all_sum(
-            [float(np.sum(scores)), float(len(scores)), float(np.sum(good)), float(len(good))], tr.dist)
+            [float(np.sum(scores)), float(len(scores)), float(np.sum(good)), float(len(good))], tr.dist
+        )
         out = {"valid_sisnr": total / max(n, 1)}
         if self.best_metric == "pesq":
             out["valid_pesq"] = p_total / p_n if p_n else math.nan
@@ -190,8 +207,11 @@ class EnhTask(Task):
         if self.best_metric == "sisnr":
             return {}
         chosen = next(r for r in history if r.get(self.monitor) == best)  # the SI-SNR of the epoch PESQ chose
-        return {"best_metric": self.best_metric, "best_valid_sisnr": chosen["valid_sisnr"],
-                "best_epoch": chosen["epoch"]}
+        return {
+            "best_metric": self.best_metric,
+            "best_valid_sisnr": chosen["valid_sisnr"],
+            "best_epoch": chosen["epoch"],
+        }
 
 
 @TASKS.register("sv")
@@ -205,10 +225,12 @@ class SvTask(Task):
 
         super().__init__(cfg, train_dir, valid_dir, seed)
         dcfg, tcfg = cfg["data"], cfg["train"]
-        self.train_set = SpeakerCropDataset(train_dir, dcfg["segment"], dcfg["sample_rate"], seed,
-                                            int(dcfg["crop_slots"]))
-        self.valid_set = TrialUtteranceDataset(valid_dir, dcfg["sample_rate"], dcfg["valid_max_seconds"],
-                                               max_trials=tcfg["max_valid_trials"])
+        self.train_set = SpeakerCropDataset(
+            train_dir, dcfg["segment"], dcfg["sample_rate"], seed, int(dcfg["crop_slots"])
+        )
+        self.valid_set = TrialUtteranceDataset(
+            valid_dir, dcfg["sample_rate"], dcfg["valid_max_seconds"], max_trials=tcfg["max_valid_trials"]
+        )
         self.head: nn.Module | None = None  # the AAM-softmax classifier over the training speakers
         self.teacher_head: nn.Module | None = None
         self.margin, self.margin_warmup = 0.0, 0
@@ -223,9 +245,11 @@ class SvTask(Task):
         name = args.pop("name", None)
         model_name = self.cfg["model"]["name"]
         if name not in HEADS:
-            raise ConfigError(f"model {model_name} is a speaker-verification model: it trains with "
-                              f"loss.name aam (AAM-softmax: margin, scale, easy_margin, margin_warmup_steps), "
-                              f"not {name!r}")
+            raise ConfigError(
+                f"model {model_name} is a speaker-verification model: it trains with "
+                f"loss.name aam (AAM-softmax: margin, scale, easy_margin, margin_warmup_steps), "
+                f"not {name!r}"
+            )
         self.margin_warmup = int(args.pop("margin_warmup_steps", 0) or 0)
         embed_dim = getattr(model, "embed_dim", None)
         if embed_dim is None:
@@ -235,8 +259,10 @@ class SvTask(Task):
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"loss ({name}): {exc}") from None
         self.margin = head.margin
-        self.head_name, self.head_args = name, {"embed_dim": int(embed_dim),
-                                                "num_classes": self.train_set.num_speakers, **args}
+        self.head_name, self.head_args = (
+            name,
+            {"embed_dim": int(embed_dim), "num_classes": self.train_set.num_speakers, **args},
+        )
         self.head = head.to(device)
 
     def modules(self) -> list[nn.Module]:
@@ -250,8 +276,11 @@ class SvTask(Task):
         if not saved:
             return
         if list(saved["speakers"]) != list(self.train_set.speakers):
-            logging.getLogger(__name__).warning("%s: the teacher's head was trained on other speakers than %s; "
-                                                "no teacher logits", where, self.train_set.data.path)
+            logging.getLogger(__name__).warning(
+                "%s: the teacher's head was trained on other speakers than %s; no teacher logits",
+                where,
+                self.train_set.data.path,
+            )
             return
         head = HEADS.build(saved.get("name", "aam"), **saved["args"])
         head.load_state_dict(saved["state_dict"])
@@ -276,10 +305,21 @@ class SvTask(Task):
             t_emb, t_feats = tr.teacher_forward(wav)
             t_emb = t_emb.float()
             t_logits = self.teacher_head.logits(t_emb) if self.teacher_head is not None else None
-        ctx = KDContext(wav, None, emb, t_emb, s_feats, t_feats, labels=labels,
-                        student_logits=logits, teacher_logits=t_logits, teacher_model=tr.teacher,
-                        teacher_head=self.teacher_head, student_model=tr.model,
-                        crop_ids=crop_ids if self.train_set.crop_slots else None)
+        ctx = KDContext(
+            wav,
+            None,
+            emb,
+            t_emb,
+            s_feats,
+            t_feats,
+            labels=labels,
+            student_logits=logits,
+            teacher_logits=t_logits,
+            teacher_model=tr.teacher,
+            teacher_head=self.teacher_head,
+            student_model=tr.model,
+            crop_ids=crop_ids if self.train_set.crop_slots else None,
+        )
         total = tr.with_kd(task, ctx, parts)
         self.kd_seconds += time.perf_counter() - start
         return total, parts
@@ -311,8 +351,14 @@ class SvTask(Task):
         return {"task": "sv"}
 
     def state(self) -> dict[str, Any]:
-        return {"head": {"name": self.head_name, "args": self.head_args, "speakers": list(self.train_set.speakers),
-                         "state_dict": self.head.state_dict()}}
+        return {
+            "head": {
+                "name": self.head_name,
+                "args": self.head_args,
+                "speakers": list(self.train_set.speakers),
+                "state_dict": self.head.state_dict(),
+            }
+        }
 
     def load_state(self, ckpt: dict) -> None:
         self.head.load_state_dict(ckpt["head"]["state_dict"])
@@ -346,8 +392,7 @@ def valid_pesq(clean: torch.Tensor, est: torch.Tensor, rate: int) -> float:
         return math.nan
 
 
-def valid_sisnr(model: nn.Module, valid_set, indices, device: torch.device | str = "cpu",
-                callback=None) -> list[float]:
+def valid_sisnr(model: nn.Module, valid_set, indices, device: torch.device | str = "cpu", callback=None) -> list[float]:
     """SI-SNR (dB) of ``model`` (put in eval mode) on whole validation utterances ``indices`` of
     ``valid_set`` (an ``UtteranceDataset``), one value each; ``callback(i, key, noisy, clean, est)``
     sees each one (TensorBoard audio). What training validates with, and what

@@ -14,6 +14,7 @@ Exact resume: crops are a function of ``(seed, epoch, index)``, the batch order 
 state; a run killed at any point and restarted with ``resume=True`` ends with the same
 weights as an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,15 +58,24 @@ class Trainer:
     loss: ``L = task_weight * L_task + sum_i weight_i * L_i``.
     """
 
-    def __init__(self, cfg: dict, train_dir: str, valid_dir: str, out_dir: str,
-                 tensorboard_dir: str | None = None, role: str = "model", progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        cfg: dict,
+        train_dir: str,
+        valid_dir: str,
+        out_dir: str,
+        tensorboard_dir: str | None = None,
+        role: str = "model",
+        progress: bool | None = None,
+    ) -> None:
         self.cfg, self.role = cfg, role
         self.data_dirs = {"train_dir": str(train_dir), "valid_dir": str(valid_dir)}
         self.commit = git_commit()  # the code this process runs: read once, a long run may outlive a commit
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
-        self.tb_dir = (Path(tensorboard_dir) if tensorboard_dir
-                       else self.out_dir.parent / "tensorboard" / self.out_dir.name)
+        self.tb_dir = (
+            Path(tensorboard_dir) if tensorboard_dir else self.out_dir.parent / "tensorboard" / self.out_dir.name
+        )
         self.progress = sys.stderr.isatty() if progress is None else progress
         tcfg, dcfg = cfg["train"], cfg["data"]
         if tcfg["num_threads"]:
@@ -73,8 +83,9 @@ class Trainer:
         torch.set_flush_denormal(True)  # denormals in near-silent audio slow CPU kernels several-fold
         self.dist = distributed.setup(str(tcfg["device"]))
         if int(dcfg["batch_size"]) % self.dist.world:
-            raise ConfigError(f"data.batch_size {dcfg['batch_size']} is not a multiple of the "
-                              f"{self.dist.world} processes")
+            raise ConfigError(
+                f"data.batch_size {dcfg['batch_size']} is not a multiple of the {self.dist.world} processes"
+            )
         amp = str(tcfg["amp"])
         if amp not in ("none", "bf16", "fp16"):
             raise ConfigError(f"train.amp must be none, bf16 or fp16, not {amp!r}")
@@ -108,12 +119,15 @@ class Trainer:
             try:
                 self.teacher, t_ckpt = load_model(kcfg["teacher"])
             except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-                raise ConfigError(f"kd.teacher {kcfg['teacher']}: cannot load a model from it "
-                                  f"({type(exc).__name__}: {exc})") from None
+                raise ConfigError(
+                    f"kd.teacher {kcfg['teacher']}: cannot load a model from it ({type(exc).__name__}: {exc})"
+                ) from None
             t_rate = ((t_ckpt.get("config") or {}).get("data") or {}).get("sample_rate")
             if t_rate is not None and int(t_rate) != int(dcfg["sample_rate"]):
-                raise ConfigError(f"kd.teacher {kcfg['teacher']} was trained at {t_rate} Hz, the student and its "
-                                  f"data are at {dcfg['sample_rate']} Hz: a teacher hears the student's rate")
+                raise ConfigError(
+                    f"kd.teacher {kcfg['teacher']} was trained at {t_rate} Hz, the student and its "
+                    f"data are at {dcfg['sample_rate']} Hz: a teacher hears the student's rate"
+                )
             self.teacher.to(self.dist.device)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
@@ -125,19 +139,25 @@ class Trainer:
         self.teacher_cache = None
         if kcfg["cache_teacher"]:
             if self.teacher is None or not self.task.caches_teacher:
-                raise ConfigError("kd.cache_teacher needs an enhancement teacher (kd.teacher); speaker-verification "
-                                  "terms cache their own targets (imlkd: cache: true)")
+                raise ConfigError(
+                    "kd.cache_teacher needs an enhancement teacher (kd.teacher); speaker-verification "
+                    "terms cache their own targets (imlkd: cache: true)"
+                )
             if not int(dcfg["crop_slots"]):
-                raise ConfigError("kd.cache_teacher needs fixed crops to cache (data.crop_slots: K >= 1); random "
-                                  "crops change every epoch")
+                raise ConfigError(
+                    "kd.cache_teacher needs fixed crops to cache (data.crop_slots: K >= 1); random "
+                    "crops change every epoch"
+                )
             self.teacher_cache = TeacherCache(str(kcfg["cache_dtype"]))
         self.kd_terms.to(self.dist.device)
         if self.kd_terms:
             try:
                 self._build_kd_modules()
             except (KeyError, ValueError) as exc:  # a tap path the model lacks, a layout that does not fit
-                raise ConfigError(f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
-                                  f"{cfg['model']['name']} / this teacher: {exc}") from None
+                raise ConfigError(
+                    f"kd.terms ({', '.join(self.kd_names)}) do not fit student "
+                    f"{cfg['model']['name']} / this teacher: {exc}"
+                ) from None
         if self.dist.active and self.dist.device.type == "cuda":
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         # Everything trained (model, KD terms and their adapters, the task's head) in one module whose
@@ -148,16 +168,17 @@ class Trainer:
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.net = DistributedDataParallel(self.distiller,
-                                               device_ids=[self.dist.device] if self.dist.device.type == "cuda"
-                                               else None)
+            self.net = DistributedDataParallel(
+                self.distiller, device_ids=[self.dist.device] if self.dist.device.type == "cuda" else None
+            )
         ocfg = dict(cfg["optim"])
         self.optimizer = build_optimizer(self.trained_params, **ocfg)
         scfg = dict(cfg["scheduler"])
         scfg.setdefault("mode", self.task.mode)  # plateau: on the monitored score
         self.per_step_scheduler = is_per_step(scfg.get("name", "plateau"))
-        self.scheduler = build_scheduler(self.optimizer, tcfg["max_epochs"], **scfg,
-                                         steps_per_epoch=len(self.epoch_batches(0)))
+        self.scheduler = build_scheduler(
+            self.optimizer, tcfg["max_epochs"], **scfg, steps_per_epoch=len(self.epoch_batches(0))
+        )
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, float] = {}  # the epoch's summed loss parts so far (kept across a resume)
         self.epoch_steps = 0
@@ -185,10 +206,12 @@ class Trainer:
         """The batches of ``epoch``: a permutation drawn from ``(seed, epoch)``, full batches only."""
         bs = int(self.cfg["data"]["batch_size"])
         if len(self.train_set) < bs:
-            raise ConfigError(f"data.batch_size {bs} is larger than the training set "
-                              f"({len(self.train_set)} utterances in {self.data_dirs['train_dir']})")
+            raise ConfigError(
+                f"data.batch_size {bs} is larger than the training set "
+                f"({len(self.train_set)} utterances in {self.data_dirs['train_dir']})"
+            )
         perm = np.random.default_rng([self.seed, epoch, 7]).permutation(len(self.train_set)).tolist()
-        batches = [perm[i:i + bs] for i in range(0, len(perm) - bs + 1, bs)]
+        batches = [perm[i : i + bs] for i in range(0, len(perm) - bs + 1, bs)]
         cap = self.cfg["train"]["steps_per_epoch"]
         return batches[:cap] if cap else batches
 
@@ -233,9 +256,14 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "kd_terms": self.kd_terms.state_dict(),
-                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                "best": self.best, "history": self.history,
-                "epoch_sums": dict(self.epoch_sums), "epoch_steps": self.epoch_steps, "nonfinite": self.nonfinite,
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "best": self.best,
+                "history": self.history,
+                "epoch_sums": dict(self.epoch_sums),
+                "epoch_steps": self.epoch_steps,
+                "nonfinite": self.nonfinite,
                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()},
             }
         save_atomic(ckpt, self.ckpt_dir / name)
@@ -248,8 +276,10 @@ class Trainer:
             ckpt = load_checkpoint(path)
             state = ckpt["trainer"]
         except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise TrainingError(f"{path}: cannot resume from it ({type(exc).__name__}: {exc}); it is damaged "
-                                f"(a full disk?): remove {self.out_dir} to train from scratch") from None
+            raise TrainingError(
+                f"{path}: cannot resume from it ({type(exc).__name__}: {exc}); it is damaged "
+                f"(a full disk?): remove {self.out_dir} to train from scratch"
+            ) from None
         changed = config_changes(ckpt.get("config") or {}, self.cfg)
         # more epochs continue a run, unless its LR schedule spans them
         if self.cfg["scheduler"].get("name") != "cosine":
@@ -257,9 +287,11 @@ class Trainer:
             if isinstance(old_epochs, int) and self.cfg["train"]["max_epochs"] > old_epochs:
                 changed = [c for c in changed if not c.startswith("train.max_epochs:")]
         if changed:
-            raise TrainingError(f"{self.out_dir} was started with another config; resuming would mix two "
-                                f"experiments: {'; '.join(changed)}. Use another --out_dir (or remove this one) "
-                                f"for the new settings")
+            raise TrainingError(
+                f"{self.out_dir} was started with another config; resuming would mix two "
+                f"experiments: {'; '.join(changed)}. Use another --out_dir (or remove this one) "
+                f"for the new settings"
+            )
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler and state["scheduler"]:
@@ -294,15 +326,20 @@ class Trainer:
 
     def student_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         """The student's output and the features the KD terms tap (called inside the distiller's forward)."""
-        with FeatureTaps(self.model, self.student_taps()) as taps, \
-                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+        with (
+            FeatureTaps(self.model, self.student_taps()) as taps,
+            torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled),
+        ):
             out = self.model(x)
         return out, taps.features
 
     def teacher_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         """The frozen teacher's output and the features the KD terms tap, without gradients."""
-        with torch.no_grad(), FeatureTaps(self.teacher, self.teacher_taps()) as taps, \
-                torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled):
+        with (
+            torch.no_grad(),
+            FeatureTaps(self.teacher, self.teacher_taps()) as taps,
+            torch.autocast(self.dist.device.type, self.amp_dtype, enabled=self.amp_enabled),
+        ):
             out = self.teacher(x)
         return out, taps.features
 
@@ -332,13 +369,20 @@ class Trainer:
         self.nonfinite += 1
         keys = self.train_set.data.utt_ids if hasattr(self.train_set, "data") else None
         utts = ", ".join(keys[i] for i in indices) if keys is not None else str(indices)
-        self.log.warning("epoch %d step %d: non-finite loss, batch skipped (%d so far; utterances: %s)",
-                         self.epoch + 1, self.step_in_epoch + 1, self.nonfinite, utts)
+        self.log.warning(
+            "epoch %d step %d: non-finite loss, batch skipped (%d so far; utterances: %s)",
+            self.epoch + 1,
+            self.step_in_epoch + 1,
+            self.nonfinite,
+            utts,
+        )
         limit = int(self.cfg["train"]["max_nonfinite"])
         if self.nonfinite > limit:
-            raise TrainingError(f"{self.nonfinite} batches with a non-finite loss (train.max_nonfinite {limit}), "
-                                f"the last with utterances {utts}: the run diverged (learning rate too high?) "
-                                f"or the data holds NaN/Inf samples")
+            raise TrainingError(
+                f"{self.nonfinite} batches with a non-finite loss (train.max_nonfinite {limit}), "
+                f"the last with utterances {utts}: the run diverged (learning rate too high?) "
+                f"or the data holds NaN/Inf samples"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         return True
 
@@ -378,24 +422,43 @@ class Trainer:
         if self.dist.main:
             (self.out_dir / "config.yaml").write_text(dump(self.cfg))
         if not resumed:
-            self.log.info("training %s (%s, %d parameters) in %s on %s%s", self.role, self.cfg["model"]["name"],
-                          count_parameters(self.model), self.out_dir, self.dist.device,
-                          f" x {self.dist.world} processes" if self.dist.active else "")
+            self.log.info(
+                "training %s (%s, %d parameters) in %s on %s%s",
+                self.role,
+                self.cfg["model"]["name"],
+                count_parameters(self.model),
+                self.out_dir,
+                self.dist.device,
+                f" x {self.dist.world} processes" if self.dist.active else "",
+            )
         writer = SummaryWriter(str(self.tb_dir), purge_step=self.global_step or None) if self.dist.main else _NoWriter()
         self.model.train()
         start = time.time()
         while self.epoch < tcfg["max_epochs"]:
             self.train_set.set_epoch(self.epoch)
             batches = self.epoch_batches(self.epoch)
-            mine = [distributed.shard(b, self.dist) for b in batches[self.step_in_epoch:]]
-            loader = DataLoader(self.train_set, batch_sampler=mine,
-                                num_workers=int(self.cfg["data"]["num_workers"]),
-                                generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
-            bar = tqdm(loader, total=len(batches), initial=self.step_in_epoch, disable=not self.progress,
-                       desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}", leave=False) if self.dist.main else loader
+            mine = [distributed.shard(b, self.dist) for b in batches[self.step_in_epoch :]]
+            loader = DataLoader(
+                self.train_set,
+                batch_sampler=mine,
+                num_workers=int(self.cfg["data"]["num_workers"]),
+                generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch),
+            )
+            bar = (
+                tqdm(
+                    loader,
+                    total=len(batches),
+                    initial=self.step_in_epoch,
+                    disable=not self.progress,
+                    desc=f"epoch {self.epoch + 1}/{tcfg['max_epochs']}",
+                    leave=False,
+                )
+                if self.dist.main
+                else loader
+            )
             sums, steps_run = self.epoch_sums, self.epoch_steps  # a resumed epoch continues its means
             epoch_start = time.time()
-            for indices, batch in zip(batches[self.step_in_epoch:], bar):
+            for indices, batch in zip(batches[self.step_in_epoch :], bar):
                 # BatchNorm statistics: a batch skipped for a non-finite loss must not change them either
                 buffers = [b.detach().clone() for b in self._buffers()]
                 loss, parts = self.compute_loss(*(x.to(self.dist.device) for x in batch))
@@ -431,8 +494,14 @@ class Trainer:
                     writer.add_scalar("train/loss", loss.item(), self.global_step)
                     for k, v in parts.items():
                         writer.add_scalar(f"train/{k}", v, self.global_step)
-                    self.log.info("epoch %d step %d/%d loss %.4f %s", self.epoch + 1, self.step_in_epoch,
-                                  len(batches), loss.item(), " ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+                    self.log.info(
+                        "epoch %d step %d/%d loss %.4f %s",
+                        self.epoch + 1,
+                        self.step_in_epoch,
+                        len(batches),
+                        loss.item(),
+                        " ".join(f"{k} {v:.4f}" for k, v in parts.items()),
+                    )
                 every = tcfg["save_every_steps"]
                 if every and self.step_in_epoch % int(every) == 0 and self.step_in_epoch < len(batches):
                     self.save("last.pt", with_trainer=True)
@@ -460,12 +529,23 @@ class Trainer:
             self.epoch_sums, self.epoch_steps = {}, 0
             improved = self.task.better(metric, self.best)  # NaN (a diverged model) is never best
             kd = f", KD {record['kd_seconds']:.0f} s of {record['seconds']:.0f} s" if "kd_seconds" in record else ""
-            self.log.info("epoch %d done: %s, lr %.2e, %.0f s%s", self.epoch, self.task.epoch_line(record, improved),
-                          lr, time.time() - start, kd)
+            self.log.info(
+                "epoch %d done: %s, lr %.2e, %.0f s%s",
+                self.epoch,
+                self.task.epoch_line(record, improved),
+                lr,
+                time.time() - start,
+                kd,
+            )
             if self.teacher_cache is not None:
                 c = self.teacher_cache.stats()
-                self.log.info("teacher cache: %d crops, %.1f MB, %d hits, %d teacher runs so far", c["crops"],
-                              c["bytes"] / 2**20, c["hits"], c["misses"])
+                self.log.info(
+                    "teacher cache: %d crops, %.1f MB, %d hits, %d teacher runs so far",
+                    c["crops"],
+                    c["bytes"] / 2**20,
+                    c["hits"],
+                    c["misses"],
+                )
             if improved:
                 self.best = metric
                 self.save("best.pt", with_trainer=False)
@@ -473,14 +553,23 @@ class Trainer:
         writer.close()
         distributed.barrier(self.dist)
         if not (self.ckpt_dir / "best.pt").exists():
-            raise TrainingError(f"{self.out_dir}: no epoch reached a finite validation score (the model diverged?), "
-                                f"so there is no best.pt; see {self.out_dir / 'train.log'}")
-        info = {**{k: v for k, v in self._describe().items() if k != "config"},
-                self._best_key: self.best, **self.task.summary(self.history, self.best),
-                "epochs": self.epoch, "steps": self.global_step,
-                "teacher": self.cfg["kd"]["teacher"], "command": _command(), **self.data_dirs,
-                # wall time over the epochs, resumed runs included (what the report's Train column shows)
-                "train_seconds": sum(r.get("seconds", 0.0) for r in self.history), "history": self.history}
+            raise TrainingError(
+                f"{self.out_dir}: no epoch reached a finite validation score (the model diverged?), "
+                f"so there is no best.pt; see {self.out_dir / 'train.log'}"
+            )
+        info = {
+            **{k: v for k, v in self._describe().items() if k != "config"},
+            self._best_key: self.best,
+            **self.task.summary(self.history, self.best),
+            "epochs": self.epoch,
+            "steps": self.global_step,
+            "teacher": self.cfg["kd"]["teacher"],
+            "command": _command(),
+            **self.data_dirs,
+            # wall time over the epochs, resumed runs included (what the report's Train column shows)
+            "train_seconds": sum(r.get("seconds", 0.0) for r in self.history),
+            "history": self.history,
+        }
         if self.dist.main:
             tmp = self.out_dir / ".model_info.json.tmp"
             tmp.write_text(json.dumps(info, indent=2))
@@ -501,8 +590,14 @@ class TrainingError(RuntimeError):
 
 
 # Settings that may change between a run and its resumption: they do not change the result.
-RESUMABLE = {"train.num_threads", "train.log_every_steps", "train.save_every_steps", "train.num_audio_examples",
-             "train.device", "data.num_workers"}
+RESUMABLE = {
+    "train.num_threads",
+    "train.log_every_steps",
+    "train.save_every_steps",
+    "train.num_audio_examples",
+    "train.device",
+    "data.num_workers",
+}
 
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -523,11 +618,21 @@ def _numpy_state(saved: dict | tuple | None = None):
     or, given such a dict (or an old checkpoint's tuple), the tuple ``np.random.set_state`` takes."""
     if saved is None:
         name, keys, pos, has_gauss, cached = np.random.get_state()
-        return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                "has_gauss": int(has_gauss), "cached": float(cached)}
+        return {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        }
     if isinstance(saved, dict):
-        return (saved["name"], np.asarray(saved["keys"], dtype=np.int64).astype(np.uint32), saved["pos"],
-                saved["has_gauss"], saved["cached"])
+        return (
+            saved["name"],
+            np.asarray(saved["keys"], dtype=np.int64).astype(np.uint32),
+            saved["pos"],
+            saved["has_gauss"],
+            saved["cached"],
+        )
     return saved
 
 

@@ -24,6 +24,7 @@ and writes, under --out_dir:
   download gets the test sets it has (a log line names each one that is missing; an error
   only when there is none); ``<out_dir>/test_sets`` lists them for ``--test_sets auto``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,14 @@ def render_valid(clean_dir: Path, speakers: dict[str, str], noise_scp: Path, out
     from sekd.data.kaldi_dir import DataDir
 
     data = DataDir(clean_dir)
-    ds = MixingDataset(data, str(noise_scp), args.valid_seconds, args.sample_rate, seed=args.seed,
-                       snr_range=(args.snr_low, args.snr_high))
+    ds = MixingDataset(
+        data,
+        str(noise_scp),
+        args.valid_seconds,
+        args.sample_rate,
+        seed=args.seed,
+        snr_range=(args.snr_low, args.snr_high),
+    )
     utts = []
     for i, utt in enumerate(data.utt_ids):
         mix, clean = ds[i]
@@ -123,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         clean = find_wavs(db / "clean", recursive=True)
         noise = find_wavs(db / "noise", recursive=True)
         clean_dur, noise_dur = durations(clean, args.sample_rate), durations(noise, args.sample_rate)
-        speech = [Utt(f"{speaker(s)}-{s}", str(clean[s].absolute()), speaker(s), clean_dur[s],
-                      str(clean[s].absolute())) for s in clean]
+        speech = [
+            Utt(f"{speaker(s)}-{s}", str(clean[s].absolute()), speaker(s), clean_dur[s], str(clean[s].absolute()))
+            for s in clean
+        ]
         train, held = split_readers(speech, args.num_valid, args.seed)
         if not held:
             raise DataError(str(db / "clean"), "too few readers to hold some out for validation")
@@ -139,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             write_data_dir(out / name, [Utt(k, str(noise[k].absolute()), k, noise_dur[k]) for k in ks])
         write_data_dir(out / "train", train)
         write_data_dir(out / "valid_clean", held)
-        valid = render_valid(out / "valid_clean", {u.utt_id: u.spk for u in held}, out / "noise_valid" / "wav.scp",
-                             out / "valid_wav", args)
+        valid = render_valid(
+            out / "valid_clean",
+            {u.utt_id: u.spk for u in held},
+            out / "noise_valid" / "wav.scp",
+            out / "valid_wav",
+            args,
+        )
         write_data_dir(out / "valid", valid)
         made = []
         for rev in ("no_reverb", "with_reverb"):
@@ -151,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             write_data_dir(out / f"test_{rev}", test_set(root, args.sample_rate))
             made.append(f"test_{rev}")
         if not made:
-            raise DataError(str(db / "test_set" / "synthetic"), "no synthetic test set (no_reverb/ or with_reverb/, "
-                            "each with noisy/ and clean/): nothing to test on")
+            raise DataError(
+                str(db / "test_set" / "synthetic"),
+                "no synthetic test set (no_reverb/ or with_reverb/, each with noisy/ and clean/): nothing to test on",
+            )
         (out / "test_sets").write_text(" ".join(made) + "\n")  # what enh.sh --test_sets auto tests on
         for name in ["train", "noise_train", "valid", *made]:
             print(f"data_prep.py: {describe_data_dir(out / name)}")

@@ -18,6 +18,7 @@ the speakers of a --valid_share of it (whole speakers, chosen with --seed) held 
 papers report on dev). Inputs and labels are paired by name; an input without its label
 (or a label without its input) is an error naming the file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,11 @@ def read_split(folder: Path, mics: str, out: Path, nj: int) -> list[Utt]:
         txt = labels[name].with_suffix(".txt")
         extra = {"text": " ".join(txt.read_text().split())} if txt.exists() else {}
         # LibriSpeech ids start with the speaker and a '-', so they sort with it as Kaldi needs
-        utts.append(Utt(name, str(Path(wav).absolute()), spk, info.frames / info.samplerate,
-                        str(labels[name].absolute()), extra))
+        utts.append(
+            Utt(
+                name, str(Path(wav).absolute()), spk, info.frames / info.samplerate, str(labels[name].absolute()), extra
+            )
+        )
     return utts
 
 
@@ -98,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
                 break
             held.add(spk)
             count += sum(u.spk == spk for u in train)
-        sets = {"train": [u for u in train if u.spk not in held], "valid": [u for u in train if u.spk in held],
-                "test": read_split(db / "L3DAS23_Task1_dev", args.mics, out, args.nj)}
+        sets = {
+            "train": [u for u in train if u.spk not in held],
+            "valid": [u for u in train if u.spk in held],
+            "test": read_split(db / "L3DAS23_Task1_dev", args.mics, out, args.nj),
+        }
         for name, utts in sets.items():
-            print(f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}, "
-                  f"{CHANNELS[args.mics]} channels")
+            print(
+                f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}, {CHANNELS[args.mics]} channels"
+            )
     except DataError as e:
         print(f"data_prep.py: error: {e}", file=sys.stderr)
         return 1

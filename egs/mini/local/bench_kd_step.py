@@ -19,6 +19,7 @@ drift touches all alike (median of ``--repeats``):
   (``kd.cache_teacher``, filled in the warm-up round), and its ratio to the student step: 1.00
   means offline distillation costs nothing over training the student alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     kd_configs = args.kd_configs.split() if args.kd_configs else sorted(str(p) for p in Path("conf/kd").glob("*.yaml"))
     work = Path(tempfile.mkdtemp(prefix="sekd_bench_kd_"))
-    opts = ["--data.batch_size", str(args.batch_size), "--data.segment", str(args.segment),
-            "--train.num_threads", str(args.threads)]
+    opts = [
+        "--data.batch_size",
+        str(args.batch_size),
+        "--data.segment",
+        str(args.segment),
+        "--train.num_threads",
+        str(args.threads),
+    ]
     setups = {}
     for kd in kd_configs:
         section = load_yaml(kd)["kd"]
@@ -58,8 +65,15 @@ def main() -> int:
         torch.manual_seed(0)
         teacher = build_model(t_cfg["model"]["name"], **t_cfg["model"]["args"])
         t_path = work / f"{Path(kd).stem}_teacher.pt"
-        save_atomic({"model_name": t_cfg["model"]["name"], "model_args": t_cfg["model"]["args"],
-                     "state_dict": teacher.state_dict(), "config": t_cfg}, t_path)
+        save_atomic(
+            {
+                "model_name": t_cfg["model"]["name"],
+                "model_args": t_cfg["model"]["args"],
+                "state_dict": teacher.state_dict(),
+                "config": t_cfg,
+            },
+            t_path,
+        )
         cfg = build_config([section.get("student_config") or "conf/student.yaml", kd], opts)
         cfg["kd"]["teacher"] = str(t_path)
         trainer = Trainer(cfg, args.train_dir, args.train_dir, str(work / Path(kd).stem), progress=False)
@@ -86,8 +100,12 @@ def main() -> int:
 
     for trainer, _ in setups.values():
         trainer.teacher_cache = TeacherCache()  # used only when a batch comes with crop ids
-    parts = {"student step": student_step, "teacher forward": teacher_forward, "KD step": kd_step,
-             "cached KD step": cached_kd_step}
+    parts = {
+        "student step": student_step,
+        "teacher forward": teacher_forward,
+        "KD step": kd_step,
+        "cached KD step": cached_kd_step,
+    }
     times = {(m, p): [] for m in setups for p in parts}
     for rep in range(args.repeats + 1):  # the first round warms up and is not counted
         for method, (trainer, (noisy, clean)) in setups.items():
@@ -96,17 +114,23 @@ def main() -> int:
                 fn(trainer, noisy, clean)
                 if rep:
                     times[(method, part)].append(time.perf_counter() - start)
-    print(f"# KD step cost, batch {args.batch_size} x {args.segment:g} s, {args.threads} thread(s), "
-          f"median of {args.repeats} (torch {torch.__version__})")
-    print("| method | student | teacher | student step (s) | teacher forward (s) | KD step (s) | "
-          "KD / (student + teacher) | cached KD step (s) | cached / student |")
+    print(
+        f"# KD step cost, batch {args.batch_size} x {args.segment:g} s, {args.threads} thread(s), "
+        f"median of {args.repeats} (torch {torch.__version__})"
+    )
+    print(
+        "| method | student | teacher | student step (s) | teacher forward (s) | KD step (s) | "
+        "KD / (student + teacher) | cached KD step (s) | cached / student |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for method, (trainer, _) in setups.items():
         med = {p: statistics.median(times[(method, p)]) for p in parts}
         ratio = med["KD step"] / (med["student step"] + med["teacher forward"])
-        print(f"| {method} | {trainer.cfg['model']['name']} | {type(trainer.teacher).__name__} | "
-              f"{med['student step']:.3f} | {med['teacher forward']:.3f} | {med['KD step']:.3f} | {ratio:.2f}x | "
-              f"{med['cached KD step']:.3f} | {med['cached KD step'] / med['student step']:.2f}x |")
+        print(
+            f"| {method} | {trainer.cfg['model']['name']} | {type(trainer.teacher).__name__} | "
+            f"{med['student step']:.3f} | {med['teacher forward']:.3f} | {med['KD step']:.3f} | {ratio:.2f}x | "
+            f"{med['cached KD step']:.3f} | {med['cached KD step'] / med['student step']:.2f}x |"
+        )
     return 0
 
 

@@ -10,6 +10,7 @@ hop per call (DCCRN: 100 samples = 6.25 ms at 16 kHz; DPDCRN: 256 = 16 ms), as a
 stream would. DPDCRN's causal time attention keeps every past frame (a KV cache), so its
 streaming cost per frame grows with the length: compare --seconds 10 and 60.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,10 +68,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(real_arithmetic(model), (x[..., :32000],), f"{tmp}/m.onnx", input_names=["noisy"],
-                          output_names=["enhanced"],
-                          dynamic_axes={"noisy": {0: "b", 2: "t"}, "enhanced": {0: "b", 1: "t"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            real_arithmetic(model),
+            (x[..., :32000],),
+            f"{tmp}/m.onnx",
+            input_names=["noisy"],
+            output_names=["enhanced"],
+            dynamic_axes={"noisy": {0: "b", 2: "t"}, "enhanced": {0: "b", 1: "t"}},
+            opset_version=17,
+            dynamo=False,
+        )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         session = ort.InferenceSession(f"{tmp}/m.onnx", opts, providers=["CPUExecutionProvider"])
@@ -84,10 +91,12 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {source} ({params:,} parameters), {args.seconds:g} s of audio, 1 thread, median of {args.repeats}")
     print(f"offline     RTF {offline:.4f}")
-    print(f"streaming   RTF {streaming:.4f}  ({streaming / offline:.2f}x offline; one call per {stream.hop} samples, "
-          f"{1000 * streaming * stream.hop / 16000:.3f} ms per {1000 * stream.hop / 16000:g} ms call; "
-          f"latency {stream.algorithmic_latency / 16:.1f} ms; "
-          f"max |streaming - offline| {diff:.1e})")
+    print(
+        f"streaming   RTF {streaming:.4f}  ({streaming / offline:.2f}x offline; one call per {stream.hop} samples, "
+        f"{1000 * streaming * stream.hop / 16000:.3f} ms per {1000 * stream.hop / 16000:g} ms call; "
+        f"latency {stream.algorithmic_latency / 16:.1f} ms; "
+        f"max |streaming - offline| {diff:.1e})"
+    )
     print(f"torchscript RTF {script:.4f}  ({script / offline:.2f}x offline)")
     onnx_diff = abs(session.run(None, {"noisy": x.numpy()})[0] - model(x).detach().numpy()).max()
     print(f"onnx (ORT)  RTF {onnx_rtf:.4f}  ({onnx_rtf / offline:.2f}x offline; max |onnx - pytorch| {onnx_diff:.1e})")

@@ -13,6 +13,7 @@ already there are kept) and writes <out_dir>/{train,valid,test}: the speakers of
 training set as the validation set. Noisy and clean files are paired by name; a file with
 no partner is an error naming it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,10 @@ from pathlib import Path
 from sekd.data import DataError
 from sekd.data.prep import Utt, convert, describe_data_dir, find_wavs, pair, write_data_dir
 
-FOLDERS = {"train": ("noisy_trainset_28spk_wav", "clean_trainset_28spk_wav"),
-           "test": ("noisy_testset_wav", "clean_testset_wav")}
+FOLDERS = {
+    "train": ("noisy_trainset_28spk_wav", "clean_trainset_28spk_wav"),
+    "test": ("noisy_testset_wav", "clean_testset_wav"),
+}
 EXPECTED = {"train": 11572, "test": 824}  # utterances in the released corpus
 
 
@@ -43,10 +46,15 @@ def main(argv: list[str] | None = None) -> int:
             noisy, clean = find_wavs(db / noisy_name), find_wavs(db / clean_name)
             ids = pair(noisy, clean, str(db / noisy_name), str(db / clean_name))
             if len(ids) != EXPECTED[part]:
-                print(f"data_prep.py: note: {len(ids)} {part} pairs in {db} (the corpus has {EXPECTED[part]})",
-                      file=sys.stderr)
-            jobs = [((src[i],), out / "wav16k" / folder / f"{i}.wav")
-                    for folder, src in ((noisy_name, noisy), (clean_name, clean)) for i in ids]
+                print(
+                    f"data_prep.py: note: {len(ids)} {part} pairs in {db} (the corpus has {EXPECTED[part]})",
+                    file=sys.stderr,
+                )
+            jobs = [
+                ((src[i],), out / "wav16k" / folder / f"{i}.wav")
+                for folder, src in ((noisy_name, noisy), (clean_name, clean))
+                for i in ids
+            ]
             durs = convert(jobs, args.sample_rate, args.nj, desc=f"resample {part}")
             for i in ids:
                 spk = i.split("_")[0]
@@ -55,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                 sets[subset].append(Utt(i, str(wav), spk, durs[str(wav)], str(ref)))
         missing = valid_spks - {u.spk for u in sets["valid"]}
         if missing:
-            raise DataError(str(db / FOLDERS["train"][0]), f"validation speaker(s) {sorted(missing)} not in the "
-                            "training set (--valid_speakers)")
+            raise DataError(
+                str(db / FOLDERS["train"][0]),
+                f"validation speaker(s) {sorted(missing)} not in the training set (--valid_speakers)",
+            )
         for name, utts in sets.items():
             print(f"data_prep.py: {describe_data_dir(write_data_dir(out / name, utts))}")
     except DataError as e:

@@ -21,6 +21,7 @@ Utterance ids are ``<speaker>-<video>-<nnnnn>`` (the path with '/' -> '-'), spea
 ``id<NNNNN>``; ``utt2dur`` comes from the wav headers. A trial naming a file that is not
 in wav/ is an error naming the trial file and line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise DataError(str(db), f"the {name} set is empty")
         write_data_dir(out / "train", train)
         write_data_dir(out / "valid", valid)
-        write_table(out / "valid" / "trials", ((f"{a} {b}", c) for a, b, c in draw_trials(valid, args.num_valid_trials,
-                                                                                           args.seed)))
+        write_table(
+            out / "valid" / "trials",
+            ((f"{a} {b}", c) for a, b, c in draw_trials(valid, args.num_valid_trials, args.seed)),
+        )
         write_data_dir(out / "test", test)
         write_table(out / "test" / "trials", ((f"{a} {b}", c) for a, b, c in trials))
         for name in ("train", "valid", "test"):

@@ -42,8 +42,9 @@ def clear_for_build(out: Path, overwrite: bool, why: Callable[[dict | None], str
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()
     elif not overwrite:
-        raise FileExistsError(f"{out} exists and {why(read_params(out))}; "
-                              "remove it or pass overwrite=True (--overwrite)")
+        raise FileExistsError(
+            f"{out} exists and {why(read_params(out))}; remove it or pass overwrite=True (--overwrite)"
+        )
 
 
 @contextmanager

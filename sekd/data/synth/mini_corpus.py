@@ -44,6 +44,7 @@ pure function of the plan. ``.params.json`` gains ``"array": "foa"`` and the roo
 configuration; a mono corpus's parameters are unchanged (and its wavs byte-identical),
 so a mono corpus directory is never taken for an FOA one or the other way round.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -211,7 +212,11 @@ def _render_and_write(args: tuple[UtterancePlan, str, int, str | None]) -> tuple
 
 
 def _write_data_dir(
-    data_dir: Path, wav_root: str, plans: Sequence[UtterancePlan], lengths: dict[str, int], sample_rate: int,
+    data_dir: Path,
+    wav_root: str,
+    plans: Sequence[UtterancePlan],
+    lengths: dict[str, int],
+    sample_rate: int,
     rooms: dict[str, dict] | None = None,
 ) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -303,8 +308,10 @@ def make_mini_corpus(
         "seed": int(seed),
         "num_utterances": {"train": num_train, "valid": num_valid, "test": num_test},
         "num_speakers": {
-            "train": num_train_speakers, "valid": num_valid_speakers,
-            "test": num_test_speakers, "babble": num_babble_speakers,
+            "train": num_train_speakers,
+            "valid": num_valid_speakers,
+            "test": num_test_speakers,
+            "babble": num_babble_speakers,
         },
         "snr_range": [float(snr_range[0]), float(snr_range[1])],
         "sample_rate": int(sample_rate),
@@ -312,8 +319,7 @@ def make_mini_corpus(
     }
     if array == "foa":
         if importlib.util.find_spec("pyroomacoustics") is None:  # fail before rendering anything
-            raise ImportError("array='foa' needs pyroomacoustics (pip install pyroomacoustics)",
-                              name="pyroomacoustics")
+            raise ImportError("array='foa' needs pyroomacoustics (pip install pyroomacoustics)", name="pyroomacoustics")
         from .room import ROOM_VERSION, RoomConfig
 
         params["array"] = "foa"
@@ -327,20 +333,16 @@ def make_mini_corpus(
         if not old:
             return "is not a finished mini corpus"
         kinds = (old.get("array", "mono"), params.get("array", "mono"))
-        return (f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1]
-                else "was made with other parameters")
+        return (
+            f"holds a {kinds[0]} corpus, not {kinds[1]}" if kinds[0] != kinds[1] else "was made with other parameters"
+        )
 
     clear_for_build(out, overwrite, why)
 
-    pools = make_speaker_pools(
-        seed, num_train_speakers, num_valid_speakers, num_test_speakers, num_babble_speakers
-    )
+    pools = make_speaker_pools(seed, num_train_speakers, num_valid_speakers, num_test_speakers, num_babble_speakers)
     set_seeds = dict(zip(SETS, np.random.SeedSequence(seed).spawn(len(SETS))))
     counts = {"train": num_train, "valid": num_valid, "test": num_test}
-    plans = {
-        s: plan_set(s, counts[s], pools[s], pools["babble"], set_seeds[s], snr_range, noise_types)
-        for s in SETS
-    }
+    plans = {s: plan_set(s, counts[s], pools[s], pools["babble"], set_seeds[s], snr_range, noise_types) for s in SETS}
 
     with building(out, params) as tmp:
         for s in SETS:
@@ -349,6 +351,7 @@ def make_mini_corpus(
         jobs = [(p, str(tmp / "wav"), sample_rate, array) for s in SETS for p in plans[s]]
         lengths, rooms = _render_all(jobs, nj, progress)
         for s in SETS:
-            _write_data_dir(tmp / s, str(out / "wav"), plans[s], lengths, sample_rate,
-                            rooms if array is not None else None)
+            _write_data_dir(
+                tmp / s, str(out / "wav"), plans[s], lengths, sample_rate, rooms if array is not None else None
+            )
     return summarize_corpus(out)

@@ -20,6 +20,7 @@ the *active* speech power (mean power of the 20 ms frames within 30 dB of the lo
 frame, see :func:`active_power`; pauses do not dilute it) and ``P_noise`` the mean power
 of the whole noise signal.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -85,9 +86,7 @@ def brown_noise(num_samples: int, rng: np.random.Generator, sample_rate: int = 1
     return colored_noise(num_samples, rng, 2.0, sample_rate)
 
 
-def active_power(
-    x: np.ndarray, sample_rate: int = 16000, frame_s: float = 0.02, threshold_db: float = 30.0
-) -> float:
+def active_power(x: np.ndarray, sample_rate: int = 16000, frame_s: float = 0.02, threshold_db: float = 30.0) -> float:
     """Mean power of the frames within ``threshold_db`` of the loudest (20 ms frames).
 
     A simple stand-in for ITU-T P.56 active speech level: pauses between words do not

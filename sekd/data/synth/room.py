@@ -75,6 +75,7 @@ fractional-delay filter 40 samples late; that common offset is removed from ever
 Determinism: everything random (room, positions, the diffuse tail) comes from the
 ``numpy.random.Generator`` passed in.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,12 +91,14 @@ CAPSULE_DIRECTIONS = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]
 B_CHANNELS: tuple[str, ...] = ("W", "Y", "Z", "X")
 _K = math.sqrt(3) / 2
 #: A-format (FLU, FRD, BLD, BRU) -> B-format (W, Y, Z, X) ACN/SN3D, for ideal cardioid capsules
-A_TO_B = np.array([
-    [0.5, 0.5, 0.5, 0.5],   # W
-    [_K, -_K, _K, -_K],     # Y
-    [_K, -_K, -_K, _K],     # Z
-    [_K, _K, -_K, -_K],     # X
-])
+A_TO_B = np.array(
+    [
+        [0.5, 0.5, 0.5, 0.5],  # W
+        [_K, -_K, _K, -_K],  # Y
+        [_K, -_K, -_K, _K],  # Z
+        [_K, _K, -_K, -_K],  # X
+    ]
+)
 #: B-format (W, Y, Z, X) -> the ideal cardioid capsule signals: FLU = (W + u . (X, Y, Z)) / 2, ...
 B_TO_A = 0.5 * np.concatenate([np.ones((4, 1)), CAPSULE_DIRECTIONS[:, [1, 2, 0]]], axis=1)
 SPEED_OF_SOUND = 343.0  # m/s, pyroomacoustics' default
@@ -170,8 +173,15 @@ def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
 
-def _place_source(rng: np.random.Generator, dim: np.ndarray, center: np.ndarray, dist: tuple[float, float],
-                  cfg: RoomConfig, away_from: np.ndarray | None, tries: int = 1000) -> np.ndarray:
+def _place_source(
+    rng: np.random.Generator,
+    dim: np.ndarray,
+    center: np.ndarray,
+    dist: tuple[float, float],
+    cfg: RoomConfig,
+    away_from: np.ndarray | None,
+    tries: int = 1000,
+) -> np.ndarray:
     m = cfg.source_wall_margin
     z_lo, z_hi = cfg.source_height[0], min(cfg.source_height[1], dim[2] - m)
     cos_sep = math.cos(math.radians(cfg.min_separation_deg))
@@ -186,8 +196,10 @@ def _place_source(rng: np.random.Generator, dim: np.ndarray, center: np.ndarray,
             if float(v @ w) / (d * float(np.linalg.norm(w))) > cos_sep:
                 continue
         return p
-    raise RuntimeError(f"no source position {dist[0]}-{dist[1]} m from the array in a room of {dim.tolist()} m "
-                       f"after {tries} tries; widen RoomConfig's ranges")
+    raise RuntimeError(
+        f"no source position {dist[0]}-{dist[1]} m from the array in a room of {dim.tolist()} m "
+        f"after {tries} tries; widen RoomConfig's ranges"
+    )
 
 
 def sample_room(rng: np.random.Generator, num_noise_sources: int = 1, cfg: RoomConfig = RoomConfig()) -> RoomGeometry:
@@ -200,11 +212,13 @@ def sample_room(rng: np.random.Generator, num_noise_sources: int = 1, cfg: RoomC
     rt60 = round(_uniform(rng, cfg.rt60), 3)
     m = cfg.array_wall_margin
     z_hi = min(cfg.array_height[1], dim[2] - cfg.source_wall_margin)
-    center = np.array([_uniform(rng, (m, dim[0] - m)), _uniform(rng, (m, dim[1] - m)),
-                       _uniform(rng, (cfg.array_height[0], z_hi))]).round(3)
+    center = np.array(
+        [_uniform(rng, (m, dim[0] - m)), _uniform(rng, (m, dim[1] - m)), _uniform(rng, (cfg.array_height[0], z_hi))]
+    ).round(3)
     speech = _place_source(rng, dim, center, cfg.speech_distance, cfg, None).round(3)
-    noises = [_place_source(rng, dim, center, cfg.noise_distance, cfg, speech).round(3)
-              for _ in range(num_noise_sources)]
+    noises = [
+        _place_source(rng, dim, center, cfg.noise_distance, cfg, speech).round(3) for _ in range(num_noise_sources)
+    ]
     as_tuple = lambda p: tuple(float(x) for x in p)  # noqa: E731
     return RoomGeometry(as_tuple(dim), float(rt60), as_tuple(center), tuple(as_tuple(p) for p in [speech, *noises]))
 
@@ -215,8 +229,9 @@ def _fdl_offset() -> int:
     return int(pra.constants.get("frac_delay_length")) // 2
 
 
-def ism_rirs(geom: RoomGeometry, sample_rate: int, max_order: int, absorption: float | None = None,
-             radius: float = 0.015) -> np.ndarray:
+def ism_rirs(
+    geom: RoomGeometry, sample_rate: int, max_order: int, absorption: float | None = None, radius: float = 0.015
+) -> np.ndarray:
     """Image-source RIRs ``[S, 4, L]`` of every source of ``geom`` at the 4 cardioid capsules (A-format).
 
     pyroomacoustics up to reflection order ``max_order`` (0: anechoic) with one energy
@@ -232,20 +247,29 @@ def ism_rirs(geom: RoomGeometry, sample_rate: int, max_order: int, absorption: f
     return h
 
 
-def _pra_rirs(geom: RoomGeometry, sample_rate: int, max_order: int, absorption: float | None,
-              positions: np.ndarray, cardioid: bool) -> list[list[np.ndarray]]:
+def _pra_rirs(
+    geom: RoomGeometry,
+    sample_rate: int,
+    max_order: int,
+    absorption: float | None,
+    positions: np.ndarray,
+    cardioid: bool,
+) -> list[list[np.ndarray]]:
     """pyroomacoustics ``rir[mic][source]`` for microphones at ``positions [3, M]`` (cardioid capsules
     along :data:`CAPSULE_DIRECTIONS` when ``cardioid``, else omnidirectional)."""
     import pyroomacoustics as pra
     from pyroomacoustics.directivities import Cardioid, DirectionVector
 
     materials = pra.Material(absorption) if absorption is not None else None
-    room = pra.ShoeBox(list(geom.room_dim), fs=sample_rate, max_order=max_order, materials=materials,
-                       air_absorption=False)
+    room = pra.ShoeBox(
+        list(geom.room_dim), fs=sample_rate, max_order=max_order, materials=materials, air_absorption=False
+    )
     directivity = None
     if cardioid:
-        directivity = [Cardioid(DirectionVector(math.degrees(math.atan2(u[1], u[0])), math.degrees(math.acos(u[2])),
-                                                degrees=True)) for u in CAPSULE_DIRECTIONS]
+        directivity = [
+            Cardioid(DirectionVector(math.degrees(math.atan2(u[1], u[0])), math.degrees(math.acos(u[2])), degrees=True))
+            for u in CAPSULE_DIRECTIONS
+        ]
     room.add_microphone_array(positions, directivity=directivity)
     for src in geom.sources:
         room.add_source(list(src))
@@ -271,8 +295,9 @@ def mixing_time(room_dim, max_order: int, c: float = SPEED_OF_SOUND) -> float:
     return max_order * l_eff / c
 
 
-def simulate_rirs(geom: RoomGeometry, sample_rate: int, rng: np.random.Generator,
-                  cfg: RoomConfig = RoomConfig()) -> tuple[np.ndarray, np.ndarray]:
+def simulate_rirs(
+    geom: RoomGeometry, sample_rate: int, rng: np.random.Generator, cfg: RoomConfig = RoomConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """A-format RIRs ``[S, 4, L]`` of every source and the direct-path RIR ``[L0]`` of the speech (source 0)
     at the array centre (omni). Both keep pyroomacoustics' 40-sample filter offset (:func:`render_scene`
     removes it). Image sources up to ``cfg.max_ism_order`` plus a diffuse tail (module docstring)."""
@@ -290,21 +315,33 @@ def simulate_rirs(geom: RoomGeometry, sample_rate: int, rng: np.random.Generator
         fit_len = int(round(0.020 * sample_rate))
         fade = np.zeros(length)
         fade[n_mix:] = 1.0
-        fade[n_mix - fade_len:n_mix] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade_len) + 0.5) / fade_len)
+        fade[n_mix - fade_len : n_mix] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade_len) + 0.5) / fade_len)
         t_fit = (np.arange(n_mix - fit_len, n_mix) - off) / sample_rate
         decay_fit = np.mean(10.0 ** (-6.0 * t_fit / geom.rt60))
         for s in range(len(geom.sources)):
             w = a_to_b(h[s])[0]
-            sigma0 = math.sqrt(float(np.mean(w[n_mix - fit_len:n_mix] ** 2)) / decay_fit)
+            sigma0 = math.sqrt(float(np.mean(w[n_mix - fit_len : n_mix] ** 2)) / decay_fit)
             late = b_to_a(sigma0 * diffuse_tail(length, geom.rt60, sample_rate, rng, start=off))
             h[s] = h[s] * (1.0 - fade) + late * fade
-    direct = _pra_rirs(RoomGeometry(geom.room_dim, geom.rt60, geom.array_center, geom.sources[:1]), sample_rate, 0,
-                       None, np.asarray(geom.array_center, dtype=np.float64)[:, None], False)[0][0]
+    direct = _pra_rirs(
+        RoomGeometry(geom.room_dim, geom.rt60, geom.array_center, geom.sources[:1]),
+        sample_rate,
+        0,
+        None,
+        np.asarray(geom.array_center, dtype=np.float64)[:, None],
+        False,
+    )[0][0]
     return h, direct
 
 
-def render_scene(speech: np.ndarray, noises: list[np.ndarray], geom: RoomGeometry, sample_rate: int,
-                 rng: np.random.Generator, cfg: RoomConfig = RoomConfig()) -> dict[str, np.ndarray]:
+def render_scene(
+    speech: np.ndarray,
+    noises: list[np.ndarray],
+    geom: RoomGeometry,
+    sample_rate: int,
+    rng: np.random.Generator,
+    cfg: RoomConfig = RoomConfig(),
+) -> dict[str, np.ndarray]:
     """Render dry mono ``speech [T]`` and ``noises`` (one ``[T]`` per noise source of ``geom``) in the room.
 
     Returns float64 ``{"target": [T] direct-path speech at the array centre, "speech": [4, T] B-format
@@ -325,7 +362,7 @@ def render_scene(speech: np.ndarray, noises: list[np.ndarray], geom: RoomGeometr
     off = _fdl_offset()
 
     def convolve(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
-        y = fftconvolve(x[None], np.atleast_2d(rir), axes=-1)[:, off:off + n]
+        y = fftconvolve(x[None], np.atleast_2d(rir), axes=-1)[:, off : off + n]
         if y.shape[-1] < n:
             y = np.pad(y, ((0, 0), (0, n - y.shape[-1])))
         return y

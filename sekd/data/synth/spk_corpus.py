@@ -28,6 +28,7 @@ per utterance), so the corpus is byte-identical whatever ``nj``; it is written t
 temporary directory and renamed into place, and a rerun with the same parameters does nothing.
 Utterance ids ``<speaker id>_<set>_<nnnn>`` sort with their speaker ids.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,15 +70,25 @@ class SpkUtterance:
 
 
 def _jitter(speaker: Speaker, rng: np.random.Generator, pitch: int, rate: int) -> Speaker:
-    return replace(speaker,
-                   pitch=int(np.clip(speaker.pitch + rng.integers(-pitch, pitch + 1), 0, 100)),
-                   rate=int(np.clip(speaker.rate + rng.integers(-rate, rate + 1), 80, 450)),
-                   pitch_range=int(np.clip(speaker.pitch_range + rng.integers(-10, 11), 0, 100)))
+    return replace(
+        speaker,
+        pitch=int(np.clip(speaker.pitch + rng.integers(-pitch, pitch + 1), 0, 100)),
+        rate=int(np.clip(speaker.rate + rng.integers(-rate, rate + 1), 80, 450)),
+        pitch_range=int(np.clip(speaker.pitch_range + rng.integers(-10, 11), 0, 100)),
+    )
 
 
-def plan_corpus(seed: int, num_train_speakers: int, num_test_speakers: int, utts_per_speaker: int,
-                valid_utts_per_speaker: int, test_utts_per_speaker: int,
-                snr_range: tuple[float, float] | None, pitch_jitter: int, rate_jitter: int) -> dict[str, list]:
+def plan_corpus(
+    seed: int,
+    num_train_speakers: int,
+    num_test_speakers: int,
+    utts_per_speaker: int,
+    valid_utts_per_speaker: int,
+    test_utts_per_speaker: int,
+    snr_range: tuple[float, float] | None,
+    pitch_jitter: int,
+    rate_jitter: int,
+) -> dict[str, list]:
     """The utterances of every set, planned from ``seed``."""
     pools = make_speaker_pools(seed, num_train_speakers, 0, num_test_speakers, 0)
     counts = {"train": utts_per_speaker, "valid": valid_utts_per_speaker, "test": test_utts_per_speaker}
@@ -95,11 +106,19 @@ def plan_corpus(seed: int, num_train_speakers: int, num_test_speakers: int, utts
             if snr_range is not None:
                 noise_type = NOISE_TYPES[int(rng.integers(len(NOISE_TYPES)))]
                 snr = round(float(rng.uniform(*snr_range)), 2)
-            out.append(SpkUtterance(
-                utt_id=f"{spk.speaker_id}_{subset}_{i % counts[subset]:04d}", subset=subset,
-                speaker=_jitter(spk, rng, pitch_jitter, rate_jitter), speaker_id=spk.speaker_id,
-                words=tuple(make_sentence(rng)), noise_type=noise_type, snr_db=snr,
-                level_dbfs=round(float(rng.uniform(*SPEECH_LEVEL_DBFS)), 2), seed=int(seeds[i])))
+            out.append(
+                SpkUtterance(
+                    utt_id=f"{spk.speaker_id}_{subset}_{i % counts[subset]:04d}",
+                    subset=subset,
+                    speaker=_jitter(spk, rng, pitch_jitter, rate_jitter),
+                    speaker_id=spk.speaker_id,
+                    words=tuple(make_sentence(rng)),
+                    noise_type=noise_type,
+                    snr_db=snr,
+                    level_dbfs=round(float(rng.uniform(*SPEECH_LEVEL_DBFS)), 2),
+                    seed=int(seeds[i]),
+                )
+            )
         plans[subset] = out
     return plans
 
@@ -125,37 +144,68 @@ def _render_and_write(job: tuple[SpkUtterance, str, int]) -> tuple[str, int]:
 
 def _all_pairs(utts: Sequence[SpkUtterance]) -> list[tuple[str, str]]:
     ids = sorted(utts, key=lambda u: u.utt_id.encode())
-    return [(f"{a.utt_id} {b.utt_id}", "target" if a.speaker_id == b.speaker_id else "nontarget")
-            for i, a in enumerate(ids) for b in ids[i + 1:]]
+    return [
+        (f"{a.utt_id} {b.utt_id}", "target" if a.speaker_id == b.speaker_id else "nontarget")
+        for i, a in enumerate(ids)
+        for b in ids[i + 1 :]
+    ]
 
 
-def make_spk_corpus(out_dir: str | os.PathLike, seed: int = 0, num_train_speakers: int = 100,
-                    num_test_speakers: int = 20, utts_per_speaker: int = 12, valid_utts_per_speaker: int = 2,
-                    test_utts_per_speaker: int = 10, snr_range: tuple[float, float] | None = (10.0, 30.0),
-                    pitch_jitter: int = 3, rate_jitter: int = 10, sample_rate: int = 16000, nj: int = 1,
-                    overwrite: bool = False, progress: bool = False) -> dict[str, dict[str, float]]:
+def make_spk_corpus(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    num_train_speakers: int = 100,
+    num_test_speakers: int = 20,
+    utts_per_speaker: int = 12,
+    valid_utts_per_speaker: int = 2,
+    test_utts_per_speaker: int = 10,
+    snr_range: tuple[float, float] | None = (10.0, 30.0),
+    pitch_jitter: int = 3,
+    rate_jitter: int = 10,
+    sample_rate: int = 16000,
+    nj: int = 1,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
     """Synthesize the corpus into ``out_dir`` (module docstring); returns per-set
     ``{"utterances", "speakers", "trials", "hours"}``."""
-    for name, v in (("num_train_speakers", num_train_speakers), ("num_test_speakers", num_test_speakers),
-                    ("utts_per_speaker", utts_per_speaker), ("valid_utts_per_speaker", valid_utts_per_speaker),
-                    ("test_utts_per_speaker", test_utts_per_speaker)):
+    for name, v in (
+        ("num_train_speakers", num_train_speakers),
+        ("num_test_speakers", num_test_speakers),
+        ("utts_per_speaker", utts_per_speaker),
+        ("valid_utts_per_speaker", valid_utts_per_speaker),
+        ("test_utts_per_speaker", test_utts_per_speaker),
+    ):
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
     if num_test_speakers < 2 or test_utts_per_speaker < 2 or valid_utts_per_speaker < 2 or num_train_speakers < 2:
         raise ValueError("trials need >= 2 speakers with >= 2 utterances each in valid and test")
-    params = {"generator_version": GENERATOR_VERSION, "seed": int(seed),
-              "num_speakers": {"train": num_train_speakers, "test": num_test_speakers},
-              "utts_per_speaker": {"train": utts_per_speaker, "valid": valid_utts_per_speaker,
-                                   "test": test_utts_per_speaker},
-              "snr_range": None if snr_range is None else [float(snr_range[0]), float(snr_range[1])],
-              "pitch_jitter": int(pitch_jitter), "rate_jitter": int(rate_jitter), "sample_rate": int(sample_rate)}
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "num_speakers": {"train": num_train_speakers, "test": num_test_speakers},
+        "utts_per_speaker": {"train": utts_per_speaker, "valid": valid_utts_per_speaker, "test": test_utts_per_speaker},
+        "snr_range": None if snr_range is None else [float(snr_range[0]), float(snr_range[1])],
+        "pitch_jitter": int(pitch_jitter),
+        "rate_jitter": int(rate_jitter),
+        "sample_rate": int(sample_rate),
+    }
     out = Path(os.path.abspath(out_dir))
     if is_built(out, params, SETS):
         log.info("%s already holds this corpus (%s); nothing to do", out, PARAMS_FILE)
         return summarize(out)
     clear_for_build(out, overwrite, lambda old: "was made with other parameters" if old else "is not a finished corpus")
-    plans = plan_corpus(seed, num_train_speakers, num_test_speakers, utts_per_speaker, valid_utts_per_speaker,
-                        test_utts_per_speaker, snr_range, pitch_jitter, rate_jitter)
+    plans = plan_corpus(
+        seed,
+        num_train_speakers,
+        num_test_speakers,
+        utts_per_speaker,
+        valid_utts_per_speaker,
+        test_utts_per_speaker,
+        snr_range,
+        pitch_jitter,
+        rate_jitter,
+    )
     from sekd.data.prep import Utt, write_data_dir, write_table
 
     with building(out, params) as tmp:
@@ -164,9 +214,19 @@ def make_spk_corpus(out_dir: str | os.PathLike, seed: int = 0, num_train_speaker
         jobs = [(u, str(tmp / "wav"), sample_rate) for s in SETS for u in plans[s]]
         lengths = dict(render_all(_render_and_write, jobs, nj, progress, "simulate mini_spk", chunksize=8))
         for s in SETS:
-            write_data_dir(tmp / s, [Utt(u.utt_id, str(out / "wav" / s / f"{u.utt_id}.wav"), u.speaker_id,
-                                         lengths[u.utt_id] / sample_rate, extra={"text": " ".join(u.words)})
-                                     for u in plans[s]])
+            write_data_dir(
+                tmp / s,
+                [
+                    Utt(
+                        u.utt_id,
+                        str(out / "wav" / s / f"{u.utt_id}.wav"),
+                        u.speaker_id,
+                        lengths[u.utt_id] / sample_rate,
+                        extra={"text": " ".join(u.words)},
+                    )
+                    for u in plans[s]
+                ],
+            )
             if s != "train":
                 write_table(tmp / s / "trials", _all_pairs(plans[s]))
     return summarize(out)

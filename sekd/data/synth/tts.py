@@ -26,6 +26,7 @@ Fallback: when the library cannot be loaded, a system ``espeak-ng`` binary is ru
 (``espeak-ng --stdout -v voice -s rate -p pitch [-P range]``); that path is slower and
 is not guaranteed bit-exact for voices that use noise (breathy, whispered, Klatt).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -53,14 +54,18 @@ _ESPEAK_CHARS_AUTO = 0
 _ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
 _EE_OK = 0
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 # English voices in espeak-ng-data/lang/gmw (en-Shaw, the Shavian alphabet, is left out).
 ENGLISH_VOICES: tuple[str, ...] = (
-    "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-    "en-029", "en-us-nyc",
+    "en-us",
+    "en",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
 )
 
 # Variants from espeak-ng-data/voices/!v that sound like a person. Left out: robots
@@ -68,21 +73,91 @@ ENGLISH_VOICES: tuple[str, ...] = (
 # (whisper, whisperf, caleb), the speed test "fast", "Mr serious" (space in the name),
 # "Tweaky", "kaukovalta", and klatt4/klatt5 (they clip).
 FEMALE_VARIANTS: tuple[str, ...] = (
-    "f1", "f2", "f3", "f4", "f5", "Alicia", "Andrea", "Annie", "aunty", "belinda", "linda",
-    "anika", "steph", "steph2", "steph3", "grandma", "shelby", "zac",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "Alicia",
+    "Andrea",
+    "Annie",
+    "aunty",
+    "belinda",
+    "linda",
+    "anika",
+    "steph",
+    "steph2",
+    "steph3",
+    "grandma",
+    "shelby",
+    "zac",
 )
 MALE_VARIANTS: tuple[str, ...] = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Alex", "Andy", "AnxiousAndy", "Denis",
-    "Diogo", "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario",
-    "Michael", "Mike", "Nguyen", "Storm", "antonio", "boris", "ed", "gustave", "ian",
-    "iven", "iven2", "iven3", "iven4", "john", "marcelo", "max", "michel", "miguel",
-    "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "sandro", "travis",
-    "victor", "grandpa", "croak",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "Alex",
+    "Andy",
+    "AnxiousAndy",
+    "Denis",
+    "Diogo",
+    "Gene",
+    "Gene2",
+    "Henrique",
+    "Hugo",
+    "Jacky",
+    "Lee",
+    "Marco",
+    "Mario",
+    "Michael",
+    "Mike",
+    "Nguyen",
+    "Storm",
+    "antonio",
+    "boris",
+    "ed",
+    "gustave",
+    "ian",
+    "iven",
+    "iven2",
+    "iven3",
+    "iven4",
+    "john",
+    "marcelo",
+    "max",
+    "michel",
+    "miguel",
+    "norbert",
+    "pablo",
+    "paul",
+    "pedro",
+    "quincy",
+    "rob",
+    "robert",
+    "sandro",
+    "travis",
+    "victor",
+    "grandpa",
+    "croak",
 )
 # Klatt-synthesizer variants (a different source/filter model; male pitch).
 KLATT_VARIANTS: tuple[str, ...] = (
-    "klatt", "klatt2", "klatt3", "klatt6", "Reed", "adam", "benjamin", "david", "edward",
-    "edward2", "mike2",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt6",
+    "Reed",
+    "adam",
+    "benjamin",
+    "david",
+    "edward",
+    "edward2",
+    "mike2",
 )
 
 PITCH_RANGE = (35, 65)  # espeakPITCH, 0-100 (50 = the variant's own pitch)
@@ -94,7 +169,6 @@ class EspeakError(RuntimeError):
     """eSpeak NG could not be loaded or refused a request."""
 
 
-
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """The synthesizer's resampler: polyphase (``scipy.signal.resample_poly``; 22,050 -> 16,000 Hz is
     up 320, down 441). Part of the corpus definition: other tools use ``sekd.data.audio.resample``."""
@@ -104,6 +178,7 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
     g = math.gcd(int(from_rate), int(to_rate))
     return resample_poly(x, to_rate // g, from_rate // g, axis=-1).astype(np.result_type(x, np.float32))
+
 
 def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", name)
@@ -233,8 +308,14 @@ class _LibraryBackend:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
@@ -486,7 +567,16 @@ def synthesize(
 
 
 __all__ = [
-    "ENGLISH_VOICES", "FEMALE_VARIANTS", "MALE_VARIANTS", "KLATT_VARIANTS", "Espeak",
-    "EspeakError", "Speaker", "default_engine", "make_speaker_pools", "resample",
-    "synthesize", "trim_silence",
+    "ENGLISH_VOICES",
+    "FEMALE_VARIANTS",
+    "MALE_VARIANTS",
+    "KLATT_VARIANTS",
+    "Espeak",
+    "EspeakError",
+    "Speaker",
+    "default_engine",
+    "make_speaker_pools",
+    "resample",
+    "synthesize",
+    "trim_silence",
 ]
