@@ -138,3 +138,66 @@ def test_bn_momentum_sets_how_fast_eval_statistics_follow_training():
     assert build_model("manner", hidden=3, depth=2, segment_len=8).encoder[0].attention.merge[1].momentum == 0.01
     assert share_followed(0.1) == pytest.approx(1 - 0.9**30, abs=0.02)
     assert share_followed(0.01) == pytest.approx(1 - 0.99**30, abs=0.02)
+
+
+def test_fused_global_attention_equals_the_written_out_map():
+    """Untapped, the global view runs the fused SDPA kernel; tapped (MV-AT), it writes the map out.
+    Both give the same output and the same gradients (fixed weights, eval and train mode)."""
+    torch.manual_seed(0)
+    model = build_model("manner", hidden=6, depth=2, segment_len=8, head=2)
+    x = torch.randn(2, 6000)
+    paths = [name + ".map" for name, m in model.named_modules() if name.endswith("global_")]
+    assert paths
+    for train in (False, True):
+        model.train(train)
+        model.zero_grad()
+        fused = model(x)
+        fused.square().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        with FeatureTaps(model, paths) as taps:
+            written = model(x)
+            written.square().sum().backward()
+        assert set(taps.features) == set(paths)  # the maps were produced on the tapped run
+        assert (fused - written).abs().max() <= 1e-5
+        scale = max(g.abs().max().item() for g in grads)  # rounding noise is relative to the largest gradient
+        for g, p in zip(grads, model.parameters()):
+            assert (g - p.grad).abs().max() <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("size", [8, 32, 7])
+@pytest.mark.parametrize("length", [5, 37, 100, 101])
+def test_chunker_equals_unfold_and_overlap_add(size, length):
+    """The reshape chunker (even sizes) gives F.unfold's chunks and the identity-kernel overlap-add."""
+    import torch.nn.functional as F
+
+    from sekd.models.manner import _Chunker
+
+    x = torch.randn(2, 3, length)
+    chunker, hop = _Chunker(size), size // 2
+    ref = F.unfold(x.unsqueeze(-1), (size, 1), padding=(size, 0), stride=(hop, 1)).reshape(2, 3, size, -1)
+    chunks = chunker.unfold(x)
+    assert torch.equal(chunks, ref.transpose(2, 3))
+    y = torch.randn_like(chunks)
+    eye = torch.eye(size).unsqueeze(1)
+    folded = F.conv_transpose1d(y.reshape(6, -1, size).transpose(1, 2), eye, stride=hop)
+    expected = folded[:, 0, size : size + length].reshape(2, 3, -1) * (hop / size)
+    assert torch.allclose(chunker.fold(y, length), expected, atol=1e-6)
+
+
+def test_local_view_matmul_equals_the_depthwise_convolution():
+    """The local view's banded-matrix depthwise conv equals running its Conv1d on each chunk."""
+    from sekd.models.manner import LocalAttention
+
+    torch.manual_seed(0)
+    local = LocalAttention(5).eval()
+    x = torch.randn(2, 5, 9, 32, requires_grad=True)
+    out = local(x)
+    b, m, p, n = x.shape
+    y = local.depthwise(x.transpose(1, 2).reshape(b * p, m, n))  # the convolution, as before
+    y = local.conv(torch.stack([y.amax(1), y.mean(1)], 1))
+    ref = x * torch.sigmoid(y).reshape(b, p, 1, n).transpose(1, 2)
+    assert (out - ref).abs().max() <= 1e-5
+    (g,) = torch.autograd.grad(out.sum(), local.depthwise[0].weight)
+    (g_ref,) = torch.autograd.grad(ref.sum(), local.depthwise[0].weight)
+    assert torch.allclose(g, g_ref, atol=1e-4, rtol=1e-4)

@@ -2,11 +2,13 @@
 
 Usage:
     python -m sekd.bin.profile --preset dccrn_cl --config egs/mini/conf/teacher.yaml [--all_presets]
-        [--seconds 4] [--no_memory] [--md docs/models.md] [--json profile.json]
+        [--seconds 4 20] [--sgemm] [--train_step] [--no_memory] [--md table.md] [--json profile.json]
 
 ``--config`` takes training configs (their ``model:`` section) or checkpoints (``*.pt``).
 RTF is the median wall time of one forward pass over ``--seconds`` of audio divided by
-that duration, with 1 thread and with all threads. MACs count recurrent and attention
+that duration, with 1 thread and with all threads. ``--sgemm`` measures the machine's
+one-thread matmul rate in the same run and adds each model's MAC-bound RTF and the ratio
+of its RTF to that limit; ``--train_step`` adds one training step's time. MACs count recurrent and attention
 layers (see sekd.models.profile).
 """
 
@@ -44,18 +46,23 @@ def _targets(args) -> list[tuple[str, str, dict]]:
     return targets
 
 
+def _fmt(value, spec: str, none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
 def table(rows: list[dict]) -> list[str]:
     head = (
-        "| config | model | params | GMAC/s | RTF 1 thread | RTF {t} threads | peak mem (MiB) | causal | latency (ms) |"
+        "| config | model | params | input (s) | GMAC/s | RTF 1 thread | RTF {t} threads | MAC-bound RTF "
+        "| ratio | train step (s) | peak mem (MiB) | causal | latency (ms) |"
     )
-    lines = [head.format(t=rows[0]["threads"] if rows else "all"), "|" + "---|" * 9]
+    lines = [head.format(t=rows[0]["threads"] if rows else "all"), "|" + "---|" * 13]
     for r in rows:
-        mem = "-" if r["peak_mem_mib"] is None else f"{r['peak_mem_mib']:.0f}"
-        lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}"
         lines.append(
-            f"| {r['config']} | {r['model']} | {r['params'] / 1e6:.3f} M | {r['macs_per_s'] / 1e9:.3f} | "
-            f"{r['rtf_1thread']:.3f} | {r['rtf_all_threads']:.3f} | {mem} | {'yes' if r['causal'] else 'no'} "
-            f"| {lat} |"
+            f"| {r['config']} | {r['model']} | {r['params'] / 1e6:.3f} M | {r['seconds']:g} "
+            f"| {r['macs_per_s'] / 1e9:.3f} | {r['rtf_1thread']:.3f} | {r['rtf_all_threads']:.3f} "
+            f"| {_fmt(r.get('mac_bound_rtf'), '.3f')} | {_fmt(r.get('limit_ratio'), '.1f')}"
+            f"{'' if r.get('limit_ratio') is None else 'x'} | {_fmt(r.get('train_step_s'), '.3f')} "
+            f"| {_fmt(r['peak_mem_mib'], '.0f')} | {'yes' if r['causal'] else 'no'} | {_fmt(r['latency_ms'], '.1f')} |"
         )
     return lines
 
@@ -65,7 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", action="append", help="a named paper-size config (see sekd.models.PRESETS)")
     parser.add_argument("--all_presets", action="store_true")
     parser.add_argument("--config", action="append", help="a training config YAML or a checkpoint")
-    parser.add_argument("--seconds", type=float, default=4.0, help="input duration for MACs and RTF")
+    parser.add_argument(
+        "--seconds", type=float, nargs="+", default=[4.0], help="input duration(s) for MACs and RTF (one row each)"
+    )
+    parser.add_argument(
+        "--sgemm",
+        action="store_true",
+        help="measure the 1-thread sgemm rate first and add the MAC-bound RTF (2 x MACs/s / rate) and the ratio",
+    )
+    parser.add_argument(
+        "--train_step", action="store_true", help="add the time of one training step (1 thread, Adam, L1 loss)"
+    )
+    parser.add_argument("--train_seconds", type=float, default=2.0, help="training-step crop length")
+    parser.add_argument("--train_batch", type=int, default=4, help="training-step batch size")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
     parser.add_argument("--threads", type=int, default=None, help="'all threads' (default: CPU count)")
     parser.add_argument("--no_memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--md", default=None, help="write the Markdown table here")
@@ -76,16 +96,47 @@ def main(argv: list[str] | None = None) -> int:
     targets = _targets(args)
     if not targets:
         parser.error("nothing to profile: give --preset, --all_presets or --config")
+    sgemm = {}
+    if args.sgemm:
+        from sekd.models.profile import sgemm_gflops
+
+        sgemm = {1: sgemm_gflops(1), args.threads or os.cpu_count() or 1: None}
+        sgemm[max(sgemm)] = sgemm_gflops(max(sgemm))
+        print("sgemm (1024^3, torch): " + ", ".join(f"{v:.1f} GFLOP/s on {k} thread(s)" for k, v in sgemm.items()))
     rows = []
     for label, model, margs in targets:
-        row = profile_model(model, margs, args.seconds, args.threads, memory=not args.no_memory)
-        rows.append({"config": label, **row})
-        print(table([rows[-1]])[-1], flush=True)
+        for seconds in args.seconds:
+            row = profile_model(
+                model,
+                margs,
+                seconds,
+                args.threads,
+                memory=not args.no_memory,
+                sgemm=sgemm.get(1),
+                train_step=(args.train_seconds, args.train_batch)
+                if args.train_step and seconds == args.seconds[0]
+                else None,
+                repeats=args.repeats,
+            )
+            rows.append({"config": label, **row})
+            print(table([rows[-1]])[-1], flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.processor() or platform.platform()}"
     lines = table(rows) + [
         "",
-        f"Measured on {machine}; torch {__import__('torch').__version__}; {args.seconds:g} s of 16 kHz input.",
+        f"Measured on {machine}; torch {__import__('torch').__version__}; 16 kHz input of "
+        f"{', '.join(f'{s:g}' for s in args.seconds)} s; medians of {args.repeats} runs.",
     ]
+    if sgemm:
+        lines.append(
+            "MAC-bound RTF = 2 x MACs per second of audio / the 1-thread sgemm rate measured in this run ("
+            + ", ".join(f"{v:.1f} GFLOP/s on {k} thread(s)" for k, v in sgemm.items())
+            + "); ratio = RTF 1 thread / MAC-bound RTF."
+        )
+    if args.train_step:
+        lines.append(
+            f"Train step: forward, L1 loss, backward and Adam step on {args.train_batch} x {args.train_seconds:g} s, "
+            "1 thread (on the first input length's row)."
+        )
     print("\n".join(lines))
     if args.md:
         Path(args.md).write_text("\n".join(lines) + "\n")

@@ -133,26 +133,40 @@ class ResConBlock(nn.Module):
 
 
 class _Chunker:
-    """50 %-overlapping chunks with one chunk of zero padding at both ends (Asteroid dual-path)."""
+    """50 %-overlapping chunks with one chunk of zero padding at both ends (Asteroid dual-path).
+
+    With an even ``size`` (every config) both directions are reshapes of ``hop``-long blocks:
+    chunk ``p`` is blocks ``p`` and ``p + 1``, and the overlap-add sums each chunk's first
+    half with the previous chunk's second half. Odd sizes take ``F.unfold`` and a transposed
+    convolution with an identity kernel (the same values). Neither needs an output size
+    given as a number, so a traced model (``sekd-export``) follows the input length."""
 
     def __init__(self, size: int) -> None:
         self.size, self.hop = size, size // 2
 
     def unfold(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, m, T] -> [B, m, P, size]``."""
-        b, m, _ = x.shape
-        chunks = F.unfold(x.unsqueeze(-1), (self.size, 1), padding=(self.size, 0), stride=(self.hop, 1))
-        return chunks.reshape(b, m, self.size, -1).transpose(2, 3)
+        """``[B, m, T] -> [B, m, P, size]``, ``P = (T + size) // hop + 1`` (trailing samples
+        that fill no whole chunk are dropped, as ``F.unfold`` drops them)."""
+        b, m, length = x.shape
+        size, hop = self.size, self.hop
+        if size != 2 * hop:
+            chunks = F.unfold(x.unsqueeze(-1), (size, 1), padding=(size, 0), stride=(hop, 1))
+            return chunks.reshape(b, m, size, -1).transpose(2, 3)
+        p = (length + size) // hop + 1
+        x = F.pad(x, (size, (p + 1) * hop - length - size))  # (P + 1) whole blocks, then cut
+        blocks = x[..., : (p + 1) * hop].reshape(b, m, p + 1, hop)
+        return torch.cat([blocks[:, :, :-1], blocks[:, :, 1:]], -1)
 
     def fold(self, x: torch.Tensor, length: int) -> torch.Tensor:
-        """``[B, m, P, size] -> [B, m, T]`` by overlap-add, divided by the overlap factor.
-
-        The overlap-add is a transposed convolution with an identity kernel: unlike ``F.fold``
-        it needs no output size, so a traced model (``sekd-export``) follows the input length."""
+        """``[B, m, P, size] -> [B, m, T]`` by overlap-add, divided by the overlap factor."""
         b, m, p, _ = x.shape
-        eye = torch.eye(self.size, dtype=x.dtype, device=x.device).unsqueeze(1)  # [size, 1, size]
-        out = F.conv_transpose1d(x.reshape(b * m, p, self.size).transpose(1, 2), eye, stride=self.hop)
-        return out[:, 0, self.size : self.size + length].reshape(b, m, -1) * (self.hop / self.size)
+        size, hop = self.size, self.hop
+        if size != 2 * hop:
+            eye = torch.eye(size, dtype=x.dtype, device=x.device).unsqueeze(1)  # [size, 1, size]
+            out = F.conv_transpose1d(x.reshape(b * m, p, size).transpose(1, 2), eye, stride=hop)
+            return out[:, 0, size : size + length].reshape(b, m, -1) * (hop / size)
+        blocks = F.pad(x[..., :hop], (0, 0, 0, 1)) + F.pad(x[..., hop:], (0, 0, 1, 0))  # [B, m, P + 1, hop]
+        return blocks.reshape(b, m, -1)[..., size : size + length] * (hop / size)
 
 
 class ChannelAttention(nn.Module):
@@ -173,7 +187,9 @@ class GlobalAttention(nn.Module):
     """Global view: self-attention across chunks, ``[B, m, P, L] -> [B, m, P, L]``.
 
     As in the official code the model dimension is the chunk length ``L`` and each of the
-    ``head`` heads has dimension ``L * head``. Map ``[B, m, head, P, P]`` at ``.map``.
+    ``head`` heads has dimension ``L * head``. Map ``[B, m, head, P, P]`` at ``.map``; the
+    map is computed and passed through ``.map`` only while a hook watches it (a KD tap), else
+    the fused ``F.scaled_dot_product_attention`` runs (same output, no ``P x P`` tensor kept).
     """
 
     def __init__(self, segment_len: int, head: int = 1) -> None:
@@ -190,8 +206,12 @@ class GlobalAttention(nn.Module):
         b, m, p, _ = x.shape
         heads = lambda t: t.reshape(b, m, p, self.head, self.d_k).transpose(2, 3)  # noqa: E731
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))  # [B, m, H, P, d_k]
-        attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_k), dim=-1)
-        out = self.map(attn) @ v  # [B, m, H, P, d_k]
+        if self.map._forward_hooks or self.map._forward_pre_hooks:  # the map is tapped (MV-AT): write it out
+            attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_k), dim=-1)
+            out = self.map(attn) @ v  # [B, m, H, P, d_k]
+        else:  # fused kernel: the [P, P] map (quadratic in the length) is never stored
+            fused = lambda t: t.reshape(b * m, self.head, p, self.d_k)  # noqa: E731  (4-D: the flash CPU kernel)
+            out = F.scaled_dot_product_attention(fused(q), fused(k), fused(v)).reshape(q.shape)
         return self.out(out.transpose(2, 3).reshape(b, m, p, self.head * self.d_k))
 
 
@@ -213,7 +233,16 @@ class LocalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, m, p, length = x.shape
-        y = self.depthwise(x.transpose(1, 2).reshape(b * p, m, length))
+        conv, norm, act = self.depthwise
+        # The depthwise conv inside each chunk as one [L, L] banded (Toeplitz) matrix per
+        # channel: on 32-frame chunks with a 31-tap kernel a matmul is several times faster
+        # than the convolution kernel, and gives the same values.
+        k, pad = conv.kernel_size[0], conv.padding[0]
+        pos = torch.arange(length, device=x.device)
+        tap = pos.unsqueeze(0) - pos.unsqueeze(1) + pad  # [t, s]: the weight index linking output t to input s
+        band = conv.weight[:, 0][:, tap.clamp(0, k - 1)] * ((tap >= 0) & (tap < k)).to(x.dtype)  # [m, L, L]
+        y = torch.einsum("bmpl,mtl->bpmt", x, band).reshape(b * p, m, length)
+        y = act(norm(y))
         y = self.conv(torch.stack([y.amax(1), y.mean(1)], 1))  # [B*P, 1, L]
         weights = torch.sigmoid(y).reshape(b, p, 1, length).transpose(1, 2)  # [B, 1, P, L]
         return x * self.map(weights)

@@ -139,6 +139,56 @@ def real_time_factor(model: nn.Module, seconds: float = 4.0, threads: int = 1, r
     return statistics.median(times) / seconds
 
 
+def sgemm_gflops(threads: int = 1, size: int = 1024, repeats: int = 9) -> float:
+    """The machine's dense float32 matmul rate (``size``-cubed ``torch.mm``, median of ``repeats``), GFLOP/s.
+
+    It is the compute limit a model's real-time factor is compared with: a model that does
+    ``M`` MACs per second of audio cannot run faster than ``2 M / rate`` (its MAC-bound RTF).
+    """
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=gen), torch.randn(size, size, generator=gen)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.mm(a, b)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(old)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def train_step_seconds(
+    model: nn.Module, seconds: float = 2.0, batch: int = 4, threads: int = 1, repeats: int = 3
+) -> float:
+    """Median wall time of one training step: forward on ``batch`` x ``seconds`` of audio, an
+    L1 loss, backward and an Adam step (``threads`` intra-op threads). The model's weights change."""
+    model.train()
+    x = example_input(model, seconds, batch)
+    target = x.mean(1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-6)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    times = []
+    try:
+        for i in range(repeats + 1):  # the first is a warm-up
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            out = model(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            n = min(out.shape[-1], target.shape[-1])
+            (out.reshape(batch, -1, out.shape[-1])[:, 0, :n] - target[:, :n]).abs().mean().backward()
+            opt.step()
+            if i:
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(old)
+    return statistics.median(times)
+
+
 _PEAK_SCRIPT = """
 import json, os, sys, threading, time, torch
 from sekd.models import build_model
@@ -178,23 +228,44 @@ def peak_memory_mib(name: str, args: dict, seconds: float = 4.0) -> float:
 
 
 def profile_model(
-    name: str, args: dict, seconds: float = 4.0, threads: int | None = None, memory: bool = True
+    name: str,
+    args: dict,
+    seconds: float = 4.0,
+    threads: int | None = None,
+    memory: bool = True,
+    sgemm: float | None = None,
+    train_step: tuple[float, int] | None = None,
+    repeats: int = 3,
 ) -> dict[str, Any]:
-    """Every figure of the profile for one model config."""
+    """Every figure of the profile for one model config at one input length.
+
+    ``sgemm`` (GFLOP/s on one thread, see :func:`sgemm_gflops`) adds the MAC-bound RTF
+    ``2 MACs/s / sgemm`` and the ratio of the one-thread RTF to it; ``train_step = (seconds,
+    batch)`` adds the time of one training step on one thread."""
     from sekd.models import build_model, count_parameters
 
     model = build_model(name, **args).eval()
     rate = int(getattr(model, "sample_rate", 16000))
     latency = getattr(model, "algorithmic_latency", -1)
     threads = threads or os.cpu_count() or 1
-    return {
+    row = {
         "model": name,
+        "seconds": seconds,
         "params": count_parameters(model),
         "macs_per_s": macs_per_second(model, seconds),
-        "rtf_1thread": real_time_factor(model, seconds, 1),
-        "rtf_all_threads": real_time_factor(model, seconds, threads),
+        "rtf_1thread": real_time_factor(model, seconds, 1, repeats),
+        "rtf_all_threads": real_time_factor(model, seconds, threads, repeats),
         "threads": threads,
         "peak_mem_mib": peak_memory_mib(name, args, seconds) if memory else None,
         "causal": bool(getattr(model, "causal", False)),
         "latency_ms": 1000.0 * latency / rate if latency is not None and latency >= 0 else None,
+        "mac_bound_rtf": None,
+        "limit_ratio": None,
+        "train_step_s": None,
     }
+    if sgemm:
+        row["mac_bound_rtf"] = 2 * row["macs_per_s"] / (sgemm * 1e9)
+        row["limit_ratio"] = row["rtf_1thread"] / row["mac_bound_rtf"]
+    if train_step:
+        row["train_step_s"] = train_step_seconds(model, train_step[0], train_step[1], 1, repeats)
+    return row
