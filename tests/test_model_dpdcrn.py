@@ -138,3 +138,24 @@ def test_fused_attention_equals_multihead_attention(mask_future):
     with torch.no_grad():
         expected = layer.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
         torch.testing.assert_close(layer._attention(h), expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_dense_block_equals_left_padding_the_input(causal):
+    """The dense block's conv-padding-and-crop gives the values of zero-padding its input on the
+    left (the official ``ConstantPad2d((1, 1, 2**i, 0))`` before each conv), and their gradients."""
+    import torch.nn.functional as F
+
+    from sekd.models.dpdcrn import _DilatedDense
+
+    torch.manual_seed(0)
+    block = _DilatedDense(8, 4, causal)
+    x = torch.randn(2, 8, 21, 16, requires_grad=True)
+    out = block(x)
+    skip, ref = x, x
+    for i, (_, conv, norm, act) in enumerate(block.layers):
+        ref = act(norm(F.conv2d(F.pad(skip, (1, 1, 2**i, 0)), conv.weight, conv.bias, dilation=(2**i, 1))))
+        skip = torch.cat([ref, skip], 1)
+    assert (out - ref).abs().max() <= 1e-6
+    g, g_ref = (torch.autograd.grad(y.square().sum(), x)[0] for y in (out, ref))
+    assert torch.allclose(g, g_ref, atol=1e-5)
