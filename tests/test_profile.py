@@ -91,3 +91,35 @@ def test_profile_model_fields():
     assert row["params"] == pytest.approx(3.74e6, rel=0.01)
     assert 3e9 < row["macs_per_s"] < 5e9
     assert row["rtf_1thread"] > 0 and row["causal"] and row["latency_ms"] == 25.0
+
+
+def test_mac_bound_rtf_and_ratio_follow_the_sgemm_rate():
+    """The MAC-bound RTF is 2 x MACs/s over the given sgemm rate; the ratio is RTF / that bound;
+    the training step is timed. A rate twice as high halves the bound and doubles the ratio."""
+    from sekd.models.profile import sgemm_gflops
+
+    args = dict(channels=[4, 8], rnn_units=16, rnn_layers=1)
+    rows = [
+        profile_model("dccrn", args, seconds=0.5, threads=1, memory=False, sgemm=rate, train_step=(0.25, 2), repeats=1)
+        for rate in (50.0, 100.0)
+    ]
+    for row, rate in zip(rows, (50.0, 100.0)):
+        assert row["mac_bound_rtf"] == pytest.approx(2 * row["macs_per_s"] / (rate * 1e9))
+        assert row["limit_ratio"] == pytest.approx(row["rtf_1thread"] / row["mac_bound_rtf"])
+        assert row["train_step_s"] > 0
+    assert rows[1]["mac_bound_rtf"] == pytest.approx(rows[0]["mac_bound_rtf"] / 2)
+    assert 1.0 < sgemm_gflops(1, size=256, repeats=3) < 1e5  # a plausible GFLOP/s, measured
+
+
+def test_profile_cli_prints_one_row_per_length(tmp_path, capsys):
+    from sekd.bin.profile import main
+
+    conf = tmp_path / "m.yaml"
+    conf.write_text("model:\n  name: dccrn\n  args: {channels: [4, 8], rnn_units: 16, rnn_layers: 1}\n")
+    md = tmp_path / "t.md"
+    assert main(["--config", str(conf), "--seconds", "0.5", "1", "--sgemm", "--no_memory", "--repeats", "1",
+                 "--threads", "1", "--md", str(md)]) == 0  # fmt: skip
+    rows = [line for line in md.read_text().splitlines() if line.startswith(f"| {conf}")]
+    assert [r.split("|")[4].strip() for r in rows] == ["0.5", "1"]
+    assert all(r.split("|")[9].strip().endswith("x") for r in rows)  # the ratio column is filled
+    assert "GFLOP/s on 1 thread(s)" in md.read_text()

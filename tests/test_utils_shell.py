@@ -374,8 +374,9 @@ def test_fix_data_dir(tmp_path: Path) -> None:
 
 def _shell_scripts() -> list[Path]:
     found: dict[Path, Path] = {}  # symlinks (egs/*/enh.sh -> TEMPLATE) are checked at their target
-    for top in (ROOT / "utils", ROOT / "egs"):
-        for dirpath, _, filenames in os.walk(top):  # does not descend into egs/*/utils symlinks
+    for top in (ROOT / "utils", ROOT / "egs", ROOT / "tools"):
+        for dirpath, dirnames, filenames in os.walk(top):  # does not descend into egs/*/utils symlinks
+            dirnames[:] = [d for d in dirnames if d != "venv"]  # tools/venv: installed packages
             for name in filenames:
                 p = Path(dirpath) / name
                 if name.endswith(".sh") and p.is_file() and not p.is_symlink():
@@ -388,7 +389,7 @@ def test_shellcheck_clean() -> None:
     if shellcheck is None:
         pytest.skip("shellcheck is not installed")
     scripts = _shell_scripts()
-    assert (ROOT / "utils" / "parse_options.sh") in scripts
+    assert (ROOT / "utils" / "parse_options.sh") in scripts and (ROOT / "tools" / "bench" / "run.sh") in scripts
     # The repository's .shellcheckrc applies (sourced files are checked on their own).
     proc = run([shellcheck, *scripts], cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
