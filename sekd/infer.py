@@ -46,21 +46,29 @@ class Enhancer:
     """A model, its sample rate and channel count, and chunked, resampled inference."""
 
     def __init__(
-        self, model: torch.nn.Module, sample_rate: int, channels: int, info: dict | None = None, streaming: bool = False
+        self,
+        model: torch.nn.Module,
+        sample_rate: int,
+        channels: int,
+        info: dict | None = None,
+        streaming: int | bool = False,
     ) -> None:
+        """``streaming``: 0 / False chunks the input; ``n`` (True = 1) streams it, ``n`` STFT frames
+        per step with the state carried (causal DCCRN and DPDCRN): ``n - 1`` hops more latency,
+        less per-step overhead."""
         self.model = model.eval()
         self.sample_rate, self.channels, self.info = int(sample_rate), int(channels), info or {}
         self.streamer = None
         if streaming:  # frame-by-frame state instead of chunks (causal DCCRN and DPDCRN)
             from sekd.models.streaming import streamer
 
-            self.streamer = streamer(model)
+            self.streamer = streamer(model, int(streaming))
         # The shortest input the model takes: two STFT windows, or 0.1 s.
         win_len = getattr(getattr(model, "stft", None), "win_len", None) or self.info.get("win_len") or 0
         self.min_length = max(2 * int(win_len), self.sample_rate // 10)
 
     @classmethod
-    def from_path(cls, path: str | Path, streaming: bool = False) -> "Enhancer":
+    def from_path(cls, path: str | Path, streaming: int | bool = False) -> "Enhancer":
         """A checkpoint, a packed model (``sekd-pack``) or a TorchScript export (``sekd-export``)."""
         from sekd.train.checkpoint import build_from_checkpoint, load_checkpoint
 
@@ -140,16 +148,16 @@ class Enhancer:
         yield out
 
     def _stream_frames(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """The streaming model, ``hop`` samples at a time, state carried across blocks; the
+        """The streaming model, ``frames * hop`` samples a step, state carried across blocks; the
         output's lag (``win_len - hop`` samples) is removed so it lines up with the input."""
         s = self.streamer
         s.reset(1)
 
-        def run(samples: np.ndarray) -> np.ndarray:  # [C, n * hop] -> [n * hop]
+        def run(samples: np.ndarray) -> np.ndarray:  # [C, n * block] -> [n * block]
             return np.concatenate(
                 [
-                    s.step(torch.from_numpy(samples[:, i : i + s.hop])[None])[0].numpy()
-                    for i in range(0, samples.shape[1], s.hop)
+                    s.step(torch.from_numpy(samples[:, i : i + s.block])[None])[0].numpy()
+                    for i in range(0, samples.shape[1], s.block)
                 ]
             )
 
@@ -157,7 +165,7 @@ class Enhancer:
         for block in blocks:
             buf = np.concatenate([buf, np.asarray(block, np.float32)], axis=1)
             total += block.shape[1]
-            n = buf.shape[1] // s.hop * s.hop
+            n = buf.shape[1] // s.block * s.block
             if n:
                 out, buf = run(buf[:, :n]), buf[:, n:]
                 out, skip = out[skip:], max(skip - len(out), 0)
@@ -165,9 +173,9 @@ class Enhancer:
                 if len(out):
                     yield out
         # Flush with zeros until every input sample has come out.
-        steps = -(-(total - emitted + skip) // s.hop)
+        steps = -(-(total - emitted + skip) // s.block)
         if steps > 0:
-            pending = np.pad(buf, ((0, 0), (0, steps * s.hop - buf.shape[1])))
+            pending = np.pad(buf, ((0, 0), (0, steps * s.block - buf.shape[1])))
             yield run(pending)[skip : skip + total - emitted]
 
     def __call__(

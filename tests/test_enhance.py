@@ -206,3 +206,50 @@ def test_onnx_export_refuses_complex_models_clearly(tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"])
     assert export_main(["--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
     assert "use --format torchscript" in capsys.readouterr().err and not list(tmp_path.glob("*.onnx"))
+
+
+def test_int8_onnx_export_is_quantized_close_to_float_and_checked(tmp_path, capsys):
+    """--int8 stores int8 weights, records its output SNR against float, and refuses (writing
+    nothing) when that SNR is under --min_snr."""
+    onnx = pytest.importorskip("onnx", reason="sekd[export] not installed")
+    from sekd.bin.export import main as export_main
+    from sekd.train.config import build_config
+
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "student.yaml"])
+    ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"])
+    out = tmp_path / "m8.onnx"
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(out), "--int8", "--int8_ops", "MatMul,Conv"]) == 0
+    int8 = [t for t in onnx.load(str(out)).graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert int8  # weights really are int8
+    exported, original = Enhancer.from_path(out), Enhancer.from_path(ckpt)
+    assert exported.info["quantization"] == "int8-dynamic" and exported.info["snr_db_vs_float"] >= 20
+    x = _tone(3.1, 16000)
+    ref, est = original(x), exported(x)
+    snr = 10 * np.log10(np.sum(ref**2) / np.sum((ref - est) ** 2))
+    assert 20 <= snr < 60, snr  # close to float, yet not float
+    assert (
+        export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "no.onnx"), "--int8", "--min_snr", "300"]) == 1
+    )
+    assert "--min_snr" in capsys.readouterr().err and not list(tmp_path.glob("*no.onnx*"))
+    with pytest.raises(SystemExit):
+        export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "m.ts"), "--format", "torchscript", "--int8"])
+
+
+def test_onnx_rtf_benchmark_times_models_side_by_side(tmp_path):
+    """tools/bench/onnx_rtf.py: one row per model, the first at ratio 1.00."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnx", reason="sekd[export] not installed")
+    from sekd.bin.export import main as export_main
+    from sekd.train.config import build_config
+
+    cfg = build_config([ROOT / "egs" / "mini" / "conf" / "student.yaml"])
+    ckpt = save_checkpoint(tmp_path / "best.pt", cfg["model"])
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "a.onnx")]) == 0
+    cmd = [sys.executable, str(ROOT / "tools" / "bench" / "onnx_rtf.py"), f"a={tmp_path / 'a.onnx'}"]
+    proc = subprocess.run([*cmd, f"b={tmp_path / 'a.onnx'}", "--seconds", "0.5", "--repeats", "1"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith(("| a ", "| b "))]
+    assert [r[1].strip() for r in rows] == ["a", "b"] and rows[0][3].strip() == "1.00"

@@ -123,3 +123,55 @@ def test_enhance_file_streaming_multichannel_dpdcrn(tmp_path):
     streaming.enhance_file(tmp_path / "x.wav", tmp_path / "s.wav", block_seconds=0.05)
     got = sf.read(tmp_path / "s.wav", dtype="float32")[0]
     np.testing.assert_allclose(got, offline(x.T), atol=1e-4)
+
+
+@pytest.mark.parametrize("frames", [2, 3, 5])
+def test_several_frames_per_step_equal_offline(frames):
+    """A step of ``frames`` hops (DCCRN-E, DCCRN-CL and DPDCRN, whose dense caches reach 8 frames
+    back and whose KV cache masks the step's later frames) equals offline; the latency grows by
+    ``frames - 1`` hops."""
+    from sekd.models.streaming import streamer
+
+    models = [_model(CONFIGS[0]), _model(CONFIGS[1]), _dpdcrn(DPDCRN_CONFIGS[0])]
+    for model in models:
+        stream = streamer(model, frames)
+        c = int(getattr(model, "in_channels", 1))
+        x = 0.1 * torch.randn(2, c, 20 * stream.hop + 37, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            offline = model(x)
+        assert (stream.process(x) - offline).abs().max().item() <= 1e-4
+        assert stream.block == frames * stream.hop
+        assert stream.algorithmic_latency == model.stft.win_len + (frames - 1) * stream.hop
+        stream.reset(2)
+        out = torch.cat(
+            [stream.step(x[..., i : i + stream.block]) for i in range(0, 4 * stream.block, stream.block)], -1
+        )
+        n = 4 * stream.block - stream.left
+        assert (out[:, stream.left :] - offline[:, :n]).abs().max().item() <= 1e-4
+
+
+def test_enhance_streaming_several_frames_matches_offline(tmp_path):
+    model = _model(CONFIGS[0])
+    x = 0.1 * np.random.default_rng(0).standard_normal(9_001).astype(np.float32)
+    offline = Enhancer(model, 16000, 1)(x)
+    np.testing.assert_allclose(Enhancer(model, 16000, 1, streaming=4)(x), offline, atol=1e-5)
+
+
+def test_streaming_benchmark_runs(tmp_path):
+    """egs/mini/local/bench_streaming.py (part of make bench) on a tiny causal DCCRN: one row per
+    frames-per-step setting, each equal to offline."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("onnx", reason="sekd[export] not installed")
+    conf = tmp_path / "tiny.yaml"
+    conf.write_text("model:\n  name: dccrn\n  args: {channels: [4, 8], rnn_units: 16, rnn_layers: 1}\n")
+    mini = Path(__file__).resolve().parents[1] / "egs" / "mini"
+    cmd = [sys.executable, "local/bench_streaming.py", "--config", str(conf), "--seconds", "0.5", "--repeats", "1"]
+    proc = subprocess.run([*cmd, "--frames", "1", "3"], cwd=mini, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("streaming")]
+    assert [re.search(r"(\d+) frame\(s\)", r).group(1) for r in rows] == ["1", "3"]
+    assert all(float(re.search(r"max \|streaming - offline\| ([0-9.e+-]+)\)", r).group(1)) < 1e-4 for r in rows)

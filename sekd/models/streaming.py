@@ -46,57 +46,64 @@ from sekd.models.dpdcrn import DPDCRN, _DilatedDense, _PathLayer
 
 
 class _FrameStreamer:
-    """STFT framing and overlap-add around a per-frame model step (``_frame``)."""
+    """STFT framing and overlap-add around a model step on ``frames`` frames (``_frames``)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, frames: int = 1) -> None:
         if not model.causal:
             raise ValueError(f"this {type(model).__name__} looks ahead (causal=False): it cannot stream frame by frame")
+        if frames < 1:
+            raise ValueError(f"frames per step must be >= 1, not {frames}")
         self.model = model.eval()
         stft = model.stft
         self.win, self.hop, self.n_fft = stft.win_len, stft.hop, stft.n_fft
+        self.frames = frames
+        self.block = frames * self.hop  # samples per step
         self.left = self.win - self.hop
         self.channels = int(getattr(model, "in_channels", 1))
         w2 = stft.window**2
         # Steady-state overlap-add normaliser, one value per position inside a hop.
-        self.env = torch.stack([w2[j :: self.hop].sum() for j in range(self.hop)])
+        self.env = torch.stack([w2[j :: self.hop].sum() for j in range(self.hop)]).repeat(frames)
         self.batch = None
 
     @property
     def algorithmic_latency(self) -> int:
-        return self.win
+        """One window, plus the ``frames - 1`` hops a step waits for before it runs."""
+        return self.win + (self.frames - 1) * self.hop
 
     def reset(self, batch: int = 1) -> None:
         dtype = self.model.stft.window.dtype
         self.batch = batch
         self.in_buf = torch.zeros(batch, self.channels, self.left, dtype=dtype)
-        self.ola = torch.zeros(batch, self.win, dtype=dtype)
+        self.ola = torch.zeros(batch, self.left, dtype=dtype)  # the overlap-add tail still to complete
         self._reset_model_state()
 
     def _reset_model_state(self) -> None:
         raise NotImplementedError
 
-    def _frame(self, spec: torch.Tensor) -> torch.Tensor:
-        """One frame's spectrum ``[B, C, F]`` (complex) -> the enhanced spectrum ``[B, F]``."""
+    def _frames(self, spec: torch.Tensor) -> torch.Tensor:
+        """``k`` frames' spectra ``[B, C, F, k]`` (complex) -> the enhanced spectra ``[B, F, k]``."""
         raise NotImplementedError
 
     @torch.no_grad()
     def step(self, block: torch.Tensor) -> torch.Tensor:
-        """``hop`` new input samples ``[B, hop]`` (or ``[B, C, hop]``) -> the ``hop`` output samples they complete."""
+        """``frames * hop`` new samples ``[B, n]`` (or ``[B, C, n]``) -> the ``n`` output samples they complete."""
         if block.dim() == 2:
             block = block[:, None]
         if self.batch is None or block.shape[0] != self.batch:
             self.reset(block.shape[0])
-        if block.shape[-1] != self.hop or block.shape[1] != self.channels:
-            raise ValueError(f"a step takes [B, {self.channels}, {self.hop}] samples, got {list(block.shape)}")
-        frame = torch.cat([self.in_buf, block], -1)  # the last win_len samples
-        self.in_buf = frame[..., self.hop :]
-        spec = torch.fft.rfft(frame * self.model.stft.window, n=self.n_fft)  # [B, C, F]
-        est = self._frame(spec)
-        frame_out = torch.fft.irfft(est, n=self.n_fft)[..., : self.win] * self.model.stft.window
-        self.ola = self.ola + frame_out
-        done = self.ola[:, : self.hop] / self.env
-        self.ola = F.pad(self.ola[:, self.hop :], (0, self.hop))
-        return done
+        if block.shape[-1] != self.block or block.shape[1] != self.channels:
+            raise ValueError(f"a step takes [B, {self.channels}, {self.block}] samples, got {list(block.shape)}")
+        samples = torch.cat([self.in_buf, block], -1)  # the last win_len + (k - 1) hops
+        self.in_buf = samples[..., self.block :]
+        frames = samples.unfold(-1, self.win, self.hop)  # [B, C, k, win]
+        spec = torch.fft.rfft(frames * self.model.stft.window, n=self.n_fft).transpose(-1, -2)  # [B, C, F, k]
+        est = self._frames(spec).transpose(-1, -2)  # [B, k, F]
+        frames_out = torch.fft.irfft(est, n=self.n_fft)[..., : self.win] * self.model.stft.window  # [B, k, win]
+        ola = F.pad(self.ola, (0, self.block))  # [B, win + (k - 1) hop]
+        for j in range(self.frames):
+            ola[:, j * self.hop : j * self.hop + self.win] += frames_out[:, j]
+        self.ola = ola[:, self.block :]
+        return ola[:, : self.block] / self.env
 
     @torch.no_grad()
     def process(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,19 +113,20 @@ class _FrameStreamer:
         length = x.shape[-1]
         self.reset(x.shape[0])
         total = length + self.left  # the stream's output lags by `left` samples
-        steps = -(-total // self.hop)
-        x = F.pad(x, (0, steps * self.hop - length))
-        out = torch.cat([self.step(x[..., i * self.hop : (i + 1) * self.hop]) for i in range(steps)], -1)
+        steps = -(-total // self.block)
+        x = F.pad(x, (0, steps * self.block - length))
+        out = torch.cat([self.step(x[..., i * self.block : (i + 1) * self.block]) for i in range(steps)], -1)
         return out[:, self.left : self.left + length]
 
 
 class StreamingDCCRN(_FrameStreamer):
-    """``StreamingDCCRN(model).step(block [B, hop]) -> [B, hop]``; ``process(x [B, T]) -> [B, T]``."""
+    """``StreamingDCCRN(model, frames).step(block [B, frames * hop]) -> [B, frames * hop]``;
+    ``process(x [B, T]) -> [B, T]``."""
 
-    def __init__(self, model: DCCRN) -> None:
+    def __init__(self, model: DCCRN, frames: int = 1) -> None:
         if not isinstance(model, DCCRN):
             raise TypeError(f"StreamingDCCRN needs a DCCRN, not {type(model).__name__}")
-        super().__init__(model)
+        super().__init__(model, frames)
 
     def _reset_model_state(self) -> None:
         self.enc_prev: list[torch.Tensor | None] = [None] * len(self.model.encoder)
@@ -127,16 +135,17 @@ class StreamingDCCRN(_FrameStreamer):
 
     @staticmethod
     def _frame_step(layer: nn.Module, prev: torch.Tensor | None, cur: torch.Tensor) -> torch.Tensor:
-        """One output frame of a layer whose time kernel spans two frames."""
-        prev = torch.zeros_like(cur) if prev is None else prev
-        return layer(torch.cat([prev, cur], -1))[..., -1:]
+        """The output frames of ``cur`` (``k`` frames) of a layer whose time kernel spans two
+        frames, ``prev`` being the frame before them."""
+        prev = torch.zeros_like(cur[..., -1:]) if prev is None else prev
+        return layer(torch.cat([prev, cur], -1))[..., -cur.shape[-1] :]
 
     def _lstm(self, lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
         out, self.rnn_state[id(lstm)] = lstm(x, self.rnn_state.get(id(lstm)))
         return out
 
     def _rnn(self, x: torch.Tensor) -> torch.Tensor:
-        """The bottleneck on one frame ``[1, B, D]`` with carried state."""
+        """The bottleneck on ``k`` frames ``[k, B, D]`` with carried state."""
         rnn = self.model.enhance
         if isinstance(rnn, _RealRNN):
             return rnn.linear(self._lstm(rnn.lstm, x))
@@ -156,29 +165,30 @@ class StreamingDCCRN(_FrameStreamer):
             x = torch.cat([real, imag], -1)
         return x
 
-    def _frame(self, spec: torch.Tensor) -> torch.Tensor:
+    def _frames(self, spec: torch.Tensor) -> torch.Tensor:
         m = self.model
-        spec = spec[:, 0, :, None]  # [B, F, 1]
-        out = torch.stack([spec.real, spec.imag], 1)[:, :, 1:]  # [B, 2, F-1, 1]
+        spec = spec[:, 0]  # [B, F, k]
+        out = torch.stack([spec.real, spec.imag], 1)[:, :, 1:]  # [B, 2, F-1, k]
         skips = []
         for i, layer in enumerate(m.encoder):
-            out, self.enc_prev[i] = self._frame_step(layer, self.enc_prev[i], out), out
+            out, self.enc_prev[i] = self._frame_step(layer, self.enc_prev[i], out), out[..., -1:]
             skips.append(out)
-        b, c, f, _ = out.shape
-        out = self._rnn(out.permute(3, 0, 1, 2).reshape(1, b, c * f)).reshape(1, b, c, f).permute(1, 2, 3, 0)
+        b, c, f, k = out.shape
+        out = self._rnn(out.permute(3, 0, 1, 2).reshape(k, b, c * f)).reshape(k, b, c, f).permute(1, 2, 3, 0)
         for i, (layer, skip) in enumerate(zip(m.decoder, reversed(skips))):
             x = complex_cat([out, skip])
-            out, self.dec_prev[i] = self._frame_step(layer, self.dec_prev[i], x), x
-        return m.apply_mask(spec, out)[..., 0]
+            out, self.dec_prev[i] = self._frame_step(layer, self.dec_prev[i], x), x[..., -1:]
+        return m.apply_mask(spec, out)
 
 
 class StreamingDPDCRN(_FrameStreamer):
-    """``StreamingDPDCRN(model).step(block [B, C, hop]) -> [B, hop]``; ``process(x [B, C, T]) -> [B, T]``."""
+    """``StreamingDPDCRN(model, frames).step(block [B, C, frames * hop]) -> [B, frames * hop]``;
+    ``process(x [B, C, T]) -> [B, T]``."""
 
-    def __init__(self, model: DPDCRN) -> None:
+    def __init__(self, model: DPDCRN, frames: int = 1) -> None:
         if not isinstance(model, DPDCRN):
             raise TypeError(f"StreamingDPDCRN needs a DPDCRN, not {type(model).__name__}")
-        super().__init__(model)
+        super().__init__(model, frames)
 
     def _reset_model_state(self) -> None:
         self.dense_past: dict[int, torch.Tensor] = {}  # id(layer) -> its last 2**i input frames
@@ -186,33 +196,36 @@ class StreamingDPDCRN(_FrameStreamer):
         self.gru_state: dict[int, torch.Tensor] = {}
 
     def _dense(self, block: _DilatedDense, x: torch.Tensor) -> torch.Tensor:
-        """One frame ``[B, C, 1, F]`` of a dilated dense block (its offline forward, frame by frame)."""
+        """``k`` frames ``[B, C, k, F]`` of a dilated dense block (its offline forward, frames at a time)."""
         skip, out = x, x
         for i, layer in enumerate(block.layers):
             _, conv, norm, act = layer
             past = self.dense_past.get(id(layer))
             if past is None:  # the offline zero padding of the first 2**i frames
                 past = torch.zeros(*skip.shape[:2], 2**i, skip.shape[-1], dtype=skip.dtype)
-            both = F.pad(torch.cat([past[:, :, :1], skip], 2), (1, 1, 0, 0))  # frames t - 2**i and t
-            out = act(norm(F.conv2d(both, conv.weight, conv.bias)))
-            self.dense_past[id(layer)] = torch.cat([past[:, :, 1:], skip], 2)
+            both = torch.cat([past, skip], 2)  # frames t - 2**i .. t for each of the k frames
+            out = act(norm(F.conv2d(F.pad(both, (1, 1, 0, 0)), conv.weight, conv.bias, dilation=(2**i, 1))))
+            self.dense_past[id(layer)] = both[:, :, -(2**i) :]
             if i + 1 < len(block.layers):
                 skip = torch.cat([out, skip], 1)
         return out
 
     def _time_path(self, layer: _PathLayer, x: torch.Tensor) -> torch.Tensor:
-        """One frame ``[N, 1, d]`` of a causal time-path layer, with its KV cache and GRU state."""
+        """``k`` frames ``[N, k, d]`` of a causal time-path layer, with its KV cache and GRU state."""
         attn = layer.attn
-        n, _, d = x.shape
+        n, k, d = x.shape
         heads = attn.num_heads
-        q, k, v = F.linear(layer.norm_in(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
-        q, k, v = (t.reshape(n, 1, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+        q, key, v = F.linear(layer.norm_in(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+        q, key, v = (t.reshape(n, k, heads, d // heads).transpose(1, 2) for t in (q, key, v))
         if id(layer) in self.kv:
             past_k, past_v = self.kv[id(layer)]
-            k, v = torch.cat([past_k, k], 2), torch.cat([past_v, v], 2)
-        self.kv[id(layer)] = (k, v)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)  # every key is in the past
-        out = attn.out_proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(n, 1, d))
+            key, v = torch.cat([past_k, key], 2), torch.cat([past_v, v], 2)
+        self.kv[id(layer)] = (key, v)
+        scores = q @ key.transpose(-1, -2) / math.sqrt(d // heads)  # [N, heads, k, past + k]
+        if k > 1:  # frame j of the step sees the past and frames 0..j of the step
+            future = torch.ones(k, k, dtype=torch.bool).triu(1)
+            scores[..., -k:] = scores[..., -k:].masked_fill(future, float("-inf"))
+        out = attn.out_proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(n, k, d))
         x = layer.norm_attn(x + out)
         r, self.gru_state[id(layer)] = layer.gru(x, self.gru_state.get(id(layer)))
         return layer.norm_out(x + layer.linear(F.relu(r)))
@@ -231,22 +244,22 @@ class StreamingDPDCRN(_FrameStreamer):
             out = dp.output(h)
         return out
 
-    def _frame(self, spec: torch.Tensor) -> torch.Tensor:
+    def _frames(self, spec: torch.Tensor) -> torch.Tensor:
         m = self.model
-        out = torch.stack([spec.real, spec.imag], 2).flatten(1, 2)[:, :, None]  # [B, 2C, 1, F]
+        out = torch.stack([spec.real, spec.imag], 2).flatten(1, 2).transpose(-1, -2)  # [B, 2C, k, F]
         for layer in m.encoder:
             out = self._dense(layer, out) if isinstance(layer, _DilatedDense) else layer(out)
         out = self._dual_path(out)
         for layer in m.decoder:
             out = self._dense(layer, out) if isinstance(layer, _DilatedDense) else layer(out)
-        mask = torch.complex(out[:, 0, 0], out[:, 1, 0])  # [B, F]
+        mask = torch.complex(out[:, 0], out[:, 1]).transpose(-1, -2)  # [B, F, k]
         mag = mask.abs()
         return spec[:, 0] * (torch.tanh(mag) / (mag + 1e-8)) * mask
 
 
-def streamer(model: nn.Module) -> _FrameStreamer:
-    """The frame-by-frame streamer of a causal model (DCCRN or DPDCRN)."""
+def streamer(model: nn.Module, frames: int = 1) -> _FrameStreamer:
+    """The streamer of a causal model (DCCRN or DPDCRN), ``frames`` STFT frames per step."""
     for kind, cls in ((DCCRN, StreamingDCCRN), (DPDCRN, StreamingDPDCRN)):
         if isinstance(model, kind):
-            return cls(model)
+            return cls(model, frames)
     raise TypeError(f"{type(model).__name__} has no frame-by-frame streaming (DCCRN and DPDCRN do)")
