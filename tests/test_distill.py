@@ -236,3 +236,33 @@ def test_layouts_and_errors():
         to_bctf(torch.randn(2, 3, 4), "BCFT")
     with pytest.raises(KeyError, match="unknown KD method"):
         build_kd_term("nope")
+
+
+def test_mvat_maps_transfers_manners_attention_maps():
+    """transfer: maps reads the global and local views' attention maps: zero for a copy of the
+    teacher, positive for another student, its gradient reaches the global view's query and key
+    (through the written-out map) and the local view's weights; the channel view is refused."""
+    from sekd.models.manner import GlobalAttention, LocalAttention
+
+    blocks = ["encoder.0.attention", "decoder.0.attention"]
+    term = build_kd_term("mvat", student_blocks=blocks, transfer="maps")
+    assert term.student_taps() == [f"{b}.{m}" for b in blocks for m in ("global_.map", "local.map")]
+    torch.manual_seed(0)
+    model = build_model("manner", **MANNER_T).eval()
+    noisy, clean = _batch()
+    assert abs(_loss(term, copy.deepcopy(model), model, noisy, clean).item()) < 1e-7
+    teacher, student = _models("mvat")
+    with torch.no_grad():  # freshly built, every map is near uniform: sharpen the student's
+        for module in student.modules():
+            if isinstance(module, (GlobalAttention, LocalAttention)):
+                for p in module.parameters():
+                    p.mul_(20.0)
+    loss = _loss(term, teacher, student, noisy, clean)
+    assert loss.item() > 1e-3
+    loss.backward()
+    global_view = student.encoder[0].attention.global_
+    assert global_view.query.weight.grad.abs().sum() > 0 and global_view.key.weight.grad.abs().sum() > 0
+    assert student.encoder[0].attention.local.depthwise[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    with pytest.raises(ValueError, match="transfer: features"):
+        build_kd_term("mvat", student_blocks=blocks, transfer="maps", views=["channel", "global"])
