@@ -32,14 +32,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from sekd.distill import KDContext, build_kd_term
+from sekd.distill import KDContext
 from sekd.distill.taps import FeatureTaps
-from sekd.distill.teacher_cache import TeacherCache
 from sekd.models import MODELS, build_model, count_parameters
 from sekd.train import distributed
-from sekd.train.checkpoint import git_commit, load_checkpoint, load_model, save_atomic
+from sekd.train.checkpoint import git_commit, load_checkpoint, save_atomic
 from sekd.train.config import ConfigError, dump
 from sekd.train.distiller import Distiller
+from sekd.train.kd_setup import build_kd
 from sekd.train.optim import build_optimizer, build_scheduler, is_per_step
 from sekd.train.tasks import TASKS
 
@@ -101,54 +101,9 @@ class Trainer:
         self.model = build_model(cfg["model"]["name"], **cfg["model"]["args"]).to(self.dist.device)
         self.global_step = 0  # read by the margin warm-up (the KD modules are built with one batch below)
         self.task.setup(self.model, self.dist.device)
-        kcfg = cfg["kd"]
-        self.teacher: nn.Module | None = None
-        self.kd_terms = nn.ModuleList()
-        self.kd_weights: list[float] = []
-        self.kd_names: list[str] = []
-        for i, term in enumerate(kcfg["terms"]):
-            try:
-                self.kd_terms.append(build_kd_term(term["name"], **term.get("args", {})))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(f"kd.terms[{i}] ({term.get('name')}): {exc}") from None
-            self.kd_weights.append(float(term.get("weight", 1.0)) * float(kcfg["weight_scale"]))
-            self.kd_names.append(term["name"])
-        if kcfg["teacher"]:
-            if not self.kd_terms:
-                raise ConfigError("kd.teacher is set but kd.terms is empty")
-            try:
-                self.teacher, t_ckpt = load_model(kcfg["teacher"])
-            except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-                raise ConfigError(
-                    f"kd.teacher {kcfg['teacher']}: cannot load a model from it ({type(exc).__name__}: {exc})"
-                ) from None
-            t_rate = ((t_ckpt.get("config") or {}).get("data") or {}).get("sample_rate")
-            if t_rate is not None and int(t_rate) != int(dcfg["sample_rate"]):
-                raise ConfigError(
-                    f"kd.teacher {kcfg['teacher']} was trained at {t_rate} Hz, the student and its "
-                    f"data are at {dcfg['sample_rate']} Hz: a teacher hears the student's rate"
-                )
-            self.teacher.to(self.dist.device)
-            for p in self.teacher.parameters():
-                p.requires_grad_(False)
-            self.task.attach_teacher(t_ckpt, kcfg["teacher"], self.dist.device)
-        else:  # an ablation: terms that need no teacher (e.g. mtakd with teacher: false)
-            needing = [n for n, t in zip(self.kd_names, self.kd_terms) if t.needs_teacher]
-            if needing:
-                raise ConfigError(f"kd.terms {', '.join(needing)} need a teacher checkpoint (kd.teacher / --teacher)")
-        self.teacher_cache = None
-        if kcfg["cache_teacher"]:
-            if self.teacher is None or not self.task.caches_teacher:
-                raise ConfigError(
-                    "kd.cache_teacher needs an enhancement teacher (kd.teacher); speaker-verification "
-                    "terms cache their own targets (imlkd: cache: true)"
-                )
-            if not int(dcfg["crop_slots"]):
-                raise ConfigError(
-                    "kd.cache_teacher needs fixed crops to cache (data.crop_slots: K >= 1); random "
-                    "crops change every epoch"
-                )
-            self.teacher_cache = TeacherCache(str(kcfg["cache_dtype"]))
+        kd = build_kd(cfg, self.task, self.dist.device)
+        self.kd_terms, self.kd_weights, self.kd_names = kd.terms, kd.weights, kd.names
+        self.teacher, self.teacher_cache = kd.teacher, kd.cache
         self.kd_terms.to(self.dist.device)
         if self.kd_terms:
             try:
