@@ -1,4 +1,11 @@
-"""Output directories that appear complete or not at all, and never replace what is not theirs.
+"""Outputs that appear complete or not at all: files (``atomic_file``), directories
+(``atomic_dir``), and whole tool output directories that never replace what is not theirs
+(``OutputDir``). Every writer in sekd that must not leave a partial result goes through these.
+
+``atomic_file(path)`` yields a temporary path beside ``path`` (same suffix, so writers that
+choose a format by it work); leaving the block normally renames it onto ``path``, an error
+deletes it. ``atomic_dir(out)`` does the same for a directory: a fresh temporary sibling to
+fill, swapped in for ``out`` at the end (an old ``out`` is moved aside, then deleted).
 
 ``OutputDir(out, tool, patterns)`` is used as a context manager by the tools that write a
 whole directory (``sekd-score``, ``sekd-score-sv``, ``sekd-enhance --data_dir``):
@@ -21,10 +28,59 @@ import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fnmatch import fnmatch
 from pathlib import Path
 
 RECIPE_FILES = (".done",)  # what egs/TEMPLATE/lib.sh adds to a finished output
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed onto ``path`` when the block ends
+    normally, deleted when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; the partial file after an error
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """``path.write_text(text)`` through :func:`atomic_file`."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Rename the finished directory ``tmp`` to ``out``; an old ``out`` is moved aside first,
+    then deleted, so ``out`` is at every moment the old or the new one, never a mixture."""
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, trash / "old")
+        os.replace(tmp, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+@contextmanager
+def atomic_dir(out: str | Path) -> Iterator[Path]:
+    """A fresh temporary sibling directory of ``out`` to fill; swapped in for ``out``
+    (:func:`swap_in`) when the block ends normally, deleted when it raises."""
+    out = Path(os.path.abspath(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        swap_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class OutputDirError(OSError):
@@ -75,7 +131,6 @@ class OutputDir:
                 if stale.is_dir() and foreign_file(stale, self.patterns) is None:
                     shutil.rmtree(stale, ignore_errors=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.out.parent))
-            os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
         except BaseException:
             self._release()
             raise
@@ -85,13 +140,7 @@ class OutputDir:
         """Rename the finished temporary dir to ``out``, replacing an old output of the tool."""
         assert self.tmp is not None, "commit() outside the with block"
         self.check()
-        if self.out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
-            os.replace(self.out, trash / "old")
-            os.replace(self.tmp, self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.out)
+        swap_in(self.tmp, self.out)
         self.tmp = None
 
     def __exit__(self, *exc) -> None:

@@ -658,3 +658,32 @@ def test_one_resampler_everywhere():
     want = soxr.resample(x.T.astype(np.float64), 48000, 16000, quality="VHQ").T
     assert np.allclose(resample(x, 48000, 16000), want, atol=1e-6) and resample(x, 48000, 16000).dtype == np.float32
     assert np.allclose(resample(x[0], 48000, 16000), want[0], atol=1e-6)
+
+
+def test_atomic_file_and_dir_appear_whole_or_not_at_all(tmp_path):
+    """The one helper for atomic outputs: a block that raises leaves the old file or directory as
+    it was and no temporary beside it; a block that ends replaces it whole."""
+    from sekd.output_dir import atomic_dir, atomic_file
+
+    f = tmp_path / "a.json"
+    f.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(f) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert f.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    with atomic_file(f) as tmp:
+        assert tmp.suffix == ".json" and tmp.parent == tmp_path
+        tmp.write_text("new")
+    assert f.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "x").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(d) as tmp:
+            (tmp / "y").write_text("half")
+            raise RuntimeError("killed")
+    assert [p.name for p in d.iterdir()] == ["x"] and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "out"]
+    with atomic_dir(d) as tmp:
+        (tmp / "y").write_text("new")
+    assert [p.name for p in d.iterdir()] == ["y"] and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "out"]

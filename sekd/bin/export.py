@@ -45,12 +45,14 @@ import json
 import logging
 import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from sekd.infer import Enhancer
+from sekd.output_dir import atomic_file
 from sekd.train.checkpoint import add_trust_option, apply_trust_option
 
 
@@ -188,42 +190,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--int8 needs --format onnx")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    tmp_float = out.with_name(f".{out.name}.float.tmp{out.suffix}")
     try:
-        if args.format == "onnx" and args.int8:
-            ops = [op.strip() for op in args.int8_ops.split(",") if op.strip()]
-            export_onnx(enhancer, tmp_float, args.seconds, meta)
-            meta.update(quantization="int8-dynamic", int8_ops=ops, per_channel=args.per_channel)
-            quantize_int8(tmp_float, tmp, ops, args.per_channel)
-            snr = parity_snr(enhancer, Enhancer.from_path(tmp).model, args.seconds)
-            if not snr >= args.min_snr:
-                print(f"error: the int8 model's output is {snr:.1f} dB from float (< --min_snr {args.min_snr:g})",
-                      file=sys.stderr)  # fmt: skip
-                return 1
-            meta["snr_db_vs_float"] = round(snr, 2)
-            set_metadata(tmp, meta)
-            done = f"onnx int8 ({','.join(ops)}); output SNR against float {snr:.1f} dB"
-        else:
-            if args.format == "onnx":
-                export_onnx(enhancer, tmp, args.seconds, meta)
-                exported = Enhancer.from_path(tmp).model
+        # the export is written beside out and renamed onto it only when it passed its check
+        with atomic_file(out) as tmp, tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as scratch:
+            if args.format == "onnx" and args.int8:
+                ops = [op.strip() for op in args.int8_ops.split(",") if op.strip()]
+                float_path = Path(scratch) / "float.onnx"
+                export_onnx(enhancer, float_path, args.seconds, meta)
+                meta.update(quantization="int8-dynamic", int8_ops=ops, per_channel=args.per_channel)
+                quantize_int8(float_path, tmp, ops, args.per_channel)
+                snr = parity_snr(enhancer, Enhancer.from_path(tmp).model, args.seconds)
+                if not snr >= args.min_snr:
+                    raise ValueError(
+                        f"the int8 model's output is {snr:.1f} dB from float (< --min_snr {args.min_snr:g})"
+                    )
+                meta["snr_db_vs_float"] = round(snr, 2)
+                set_metadata(tmp, meta)
+                done = f"onnx int8 ({','.join(ops)}); output SNR against float {snr:.1f} dB"
             else:
-                exported = trace(enhancer, args.seconds)
-                torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
-            err = parity(enhancer, exported, args.seconds)
-            if not err <= args.tolerance:
-                print(f"error: the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})",
-                      file=sys.stderr)  # fmt: skip
-                return 1
-            done = f"{args.format}; max abs difference to PyTorch {err:.1e}"
-        tmp.replace(out)
+                if args.format == "onnx":
+                    export_onnx(enhancer, tmp, args.seconds, meta)
+                    exported = Enhancer.from_path(tmp).model
+                else:
+                    exported = trace(enhancer, args.seconds)
+                    torch.jit.save(exported, str(tmp), _extra_files={"sekd.json": json.dumps(meta)})
+                err = parity(enhancer, exported, args.seconds)
+                if not err <= args.tolerance:
+                    raise ValueError(f"the exported model differs from PyTorch by {err:.2e} (> {args.tolerance:g})")
+                done = f"{args.format}; max abs difference to PyTorch {err:.1e}"
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp_float.unlink(missing_ok=True)
     print(f"exported {meta['model_name']} to {out} ({done})")
     return 0
 

@@ -14,12 +14,12 @@ extraction is complete) and ``<out_dir>/rtf`` (compute time / audio duration).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from sekd.data.kaldi_dir import PIPE_NOTE
+from sekd.output_dir import write_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".rtf.tmp{os.getpid()}"
-    tmp.write_text(f"{seconds / max(audio, 1e-9):.6f}\n")
-    tmp.replace(out / "rtf")
+    write_atomic(out / "rtf", f"{seconds / max(audio, 1e-9):.6f}\n")
     scp = write_embeddings(embeddings, out)
     print(
         f"extract_embeddings: {len(embeddings)} embeddings of {next(iter(embeddings.values())).shape[0]} "

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -26,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from sekd.data.errors import DataError
+from sekd.output_dir import atomic_dir, atomic_file
 
 
 @dataclass
@@ -90,9 +89,8 @@ def _convert_one(job: tuple[tuple[str, ...], str, int | None]) -> tuple[str, flo
 
         data = soxr.resample(data, src_rate, rate, quality="VHQ")
     out_rate = rate or src_rate
-    tmp = f"{dst}.tmp{os.getpid()}.wav"
-    sf.write(tmp, np.clip(data, -1.0, 32767 / 32768), out_rate, subtype="PCM_16")
-    os.replace(tmp, dst)
+    with atomic_file(dst) as tmp:
+        sf.write(tmp, np.clip(data, -1.0, 32767 / 32768), out_rate, subtype="PCM_16", format="WAV")
     return dst, data.shape[0] / out_rate
 
 
@@ -150,9 +148,7 @@ def write_data_dir(out_dir: str | os.PathLike, utts: Sequence[Utt]) -> Path:
             "utterance ids do not sort with their speaker ids (Kaldi needs the speaker "
             "id as a prefix of the utterance id)",
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         write_table(tmp / "wav.scp", ((u.utt_id, u.wav) for u in utts))
         if any(u.spk1 for u in utts):
             missing = [u.utt_id for u in utts if not u.spk1]
@@ -167,13 +163,6 @@ def write_data_dir(out_dir: str | os.PathLike, utts: Sequence[Utt]) -> Path:
         write_table(tmp / "spk2utt", ((s, " ".join(v)) for s, v in spk2utt.items()))
         for name in sorted({k for u in utts for k in u.extra}):
             write_table(tmp / name, ((u.utt_id, u.extra[name]) for u in utts if name in u.extra))
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

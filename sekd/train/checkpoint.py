@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sekd.models import build_model
+from sekd.output_dir import atomic_file
 
 TRUST_ENV = "SEKD_TRUST_CHECKPOINTS"  # "1": load checkpoints that hold more than weights and plain values
 
@@ -45,16 +46,13 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` of ``plain(obj)`` to a temporary file in the same directory, then rename over
     ``path``: what sekd saves loads with ``weights_only=True``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(plain(obj), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        with atomic_file(path) as tmp:
+            torch.save(plain(obj), tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
     except (OSError, RuntimeError) as exc:  # a full disk: no partial file left behind
-        tmp.unlink(missing_ok=True)
         raise OSError(f"{path}: could not be written ({exc}); is the disk full?") from None
-    os.replace(tmp, path)
 
 
 def git_commit() -> str | None:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from sekd.distill import KDContext
 from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
+from sekd.output_dir import write_atomic
 from sekd.train import distributed
 from sekd.train.checkpoint import git_commit, load_checkpoint, save_atomic
 from sekd.train.config import ConfigError, dump
@@ -526,9 +527,7 @@ class Trainer:
             "history": self.history,
         }
         if self.dist.main:
-            tmp = self.out_dir / ".model_info.json.tmp"
-            tmp.write_text(json.dumps(info, indent=2))
-            tmp.replace(self.out_dir / "model_info.json")
+            write_atomic(self.out_dir / "model_info.json", json.dumps(info, indent=2))
         return info
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
+
+from sekd.output_dir import atomic_dir
 
 PARAMS_FILE = ".params.json"
 
@@ -52,22 +51,9 @@ def building(out: Path, params: dict) -> Iterator[Path]:
     """Yield a temporary sibling directory of ``out`` to fill; on success write the params
     file into it and rename it to ``out`` (an old ``out`` is swapped out, then deleted); on
     any error delete it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         yield tmp
         (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def render_all(fn: Callable, jobs: list, nj: int, progress: bool, desc: str, chunksize: int = 4) -> Iterator:
