@@ -234,7 +234,7 @@ def test_cli_fallback_parses_streamed_wav():
     """espeak-ng --stdout writes a WAV whose RIFF and data sizes are placeholders."""
     import struct
 
-    from sekd.data.synth.tts import _parse_streamed_wav
+    from sekd.data.synth.espeak import _parse_streamed_wav
 
     samples = np.array([0, 1000, -1000, 32767, -32768], dtype="<i2")
     header = b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
