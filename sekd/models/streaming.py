@@ -1,7 +1,10 @@
 """Frame-by-frame inference for causal models: ``StreamingDCCRN``, ``StreamingDPDCRN``.
 
-Feed ``hop`` samples at a time (``step``); each call returns ``hop`` enhanced samples. A
-streamer keeps, per layer, what the next frame needs and nothing else. Common to both
+Feed ``hop`` samples at a time (``step``); each call returns ``hop`` enhanced samples. With
+``frames=N`` (``streamer(model, N)``, ``sekd-enhance --stream_frames N``) a step takes and
+returns ``N`` hops and runs the model once on ``N`` frames: the same output, ``N - 1`` hops more
+latency, the per-call overhead (every layer is a separate PyTorch call) shared by ``N`` frames.
+A streamer keeps, per layer, what the next frame needs and nothing else. Common to both
 (``_FrameStreamer``):
 
 - STFT: the last ``win_len - hop`` input samples of every channel (the offline STFT pads
