@@ -152,7 +152,7 @@ def parity_snr(enhancer: Enhancer, exported, seconds: float) -> float:
         with torch.no_grad():
             ref = enhancer.model(x)
             err = (ref - exported(x)).square().sum().item()
-        worst = min(worst, 10 * math.log10(ref.square().sum().item() / max(err, 1e-30)))
+        worst = min(worst, 10 * math.log10((ref.square().sum().item() + 1e-30) / (err + 1e-30)))
     return worst
 
 
