@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sgemm:
         from sekd.models.profile import sgemm_gflops
 
-        sgemm = {1: sgemm_gflops(1), args.threads or os.cpu_count() or 1: None}
-        sgemm[max(sgemm)] = sgemm_gflops(max(sgemm))
+        sgemm = {n: sgemm_gflops(n) for n in sorted({1, args.threads or os.cpu_count() or 1})}  # each rate once
         print("sgemm (1024^3, torch): " + ", ".join(f"{v:.1f} GFLOP/s on {k} thread(s)" for k, v in sgemm.items()))
     rows = []
     for label, model, margs in targets:
