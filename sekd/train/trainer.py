@@ -9,7 +9,7 @@ The loop knows no task: the model names one (``sekd.train.tasks``: ``enh``, ``sv
 supplies the datasets, the loss of a batch, the modules trained beside the model (the
 speaker head), the validation scores and the one of them that chooses ``best.pt``.
 
-Exact resume: crops are a function of ``(seed, epoch, index)``, the batch order of
+Exact resume (``sekd.train.resume``): crops are a function of ``(seed, epoch, index)``, the batch order of
 ``(seed, epoch)``, and ``last.pt`` carries the position inside the epoch and every RNG
 state; a run killed at any point and restarted with ``resume=True`` ends with the same
 weights as an uninterrupted run.
@@ -18,11 +18,9 @@ weights as an uninterrupted run.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +35,13 @@ from sekd.distill.taps import FeatureTaps
 from sekd.models import MODELS, build_model, count_parameters
 from sekd.output_dir import write_atomic
 from sekd.train import distributed
-from sekd.train.checkpoint import git_commit, load_checkpoint, save_atomic
+from sekd.train.checkpoint import git_commit, save_atomic
 from sekd.train.config import ConfigError, dump
 from sekd.train.distiller import Distiller
 from sekd.train.kd_setup import build_kd
 from sekd.train.optim import build_optimizer, build_scheduler, is_per_step
+from sekd.train.resume import TrainingError, restore, trainer_state
+from sekd.train.run_log import NoWriter, command_line, open_log, quiet_logger
 from sekd.train.tasks import TASKS
 
 
@@ -141,23 +141,9 @@ class Trainer:
         self.nonfinite = 0  # batches skipped for a non-finite loss
         self.best: float = self.task.worst
         self.history: list[dict] = []
-        self.log = _quiet_logger()  # the run's log file is opened by run(): building writes nothing
+        self.log = quiet_logger()  # the run's log file is opened by run(): building writes nothing
 
     # -- set-up -----------------------------------------------------------------
-    def _logger(self) -> logging.Logger:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        log = logging.getLogger(f"sekd.train.{self.out_dir.resolve()}")
-        log.setLevel(logging.INFO)
-        log.propagate = False
-        if not self.dist.main:  # one log: rank 0 writes it
-            log.handlers = [logging.NullHandler()]
-        elif not log.handlers:
-            fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
-            for handler in (logging.FileHandler(self.out_dir / "train.log"), logging.StreamHandler(sys.stderr)):
-                handler.setFormatter(fmt)
-                log.addHandler(handler)
-        return log
-
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``: a permutation drawn from ``(seed, epoch)``, full batches only."""
         bs = int(self.cfg["data"]["batch_size"])
@@ -208,61 +194,12 @@ class Trainer:
         ckpt["epoch"], ckpt[self._best_key] = self.epoch, self.best
         ckpt.update(self.task.state())
         if with_trainer:
-            ckpt["trainer"] = {
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "kd_terms": self.kd_terms.state_dict(),
-                "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step,
-                "best": self.best,
-                "history": self.history,
-                "epoch_sums": dict(self.epoch_sums),
-                "epoch_steps": self.epoch_steps,
-                "nonfinite": self.nonfinite,
-                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()},
-            }
+            ckpt["trainer"] = trainer_state(self)
         save_atomic(ckpt, self.ckpt_dir / name)
 
     def resume(self) -> bool:
-        path = self.ckpt_dir / "last.pt"
-        if not path.exists():
-            return False
-        try:
-            ckpt = load_checkpoint(path)
-            state = ckpt["trainer"]
-        except (OSError, RuntimeError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise TrainingError(
-                f"{path}: cannot resume from it ({type(exc).__name__}: {exc}); it is damaged "
-                f"(a full disk?): remove {self.out_dir} to train from scratch"
-            ) from None
-        changed = config_changes(ckpt.get("config") or {}, self.cfg)
-        # more epochs continue a run, unless its LR schedule spans them
-        if self.cfg["scheduler"].get("name") != "cosine":
-            old_epochs = (ckpt.get("config") or {}).get("train", {}).get("max_epochs")
-            if isinstance(old_epochs, int) and self.cfg["train"]["max_epochs"] > old_epochs:
-                changed = [c for c in changed if not c.startswith("train.max_epochs:")]
-        if changed:
-            raise TrainingError(
-                f"{self.out_dir} was started with another config; resuming would mix two "
-                f"experiments: {'; '.join(changed)}. Use another --out_dir (or remove this one) "
-                f"for the new settings"
-            )
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler and state["scheduler"]:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.kd_terms.load_state_dict(state["kd_terms"])
-        self.task.load_state(ckpt)
-        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.global_step, self.best, self.history = state["global_step"], state["best"], state["history"]
-        self.epoch_sums, self.epoch_steps = dict(state.get("epoch_sums", {})), int(state.get("epoch_steps", 0))
-        self.nonfinite = int(state.get("nonfinite", 0))
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(_numpy_state(state["rng"]["numpy"]))
-        random.setstate(state["rng"]["python"])
-        self.log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
-        return True
+        """Continue from ``checkpoints/last.pt`` when there is one (``sekd.train.resume``)."""
+        return restore(self, self.ckpt_dir / "last.pt")
 
     # -- one step ---------------------------------------------------------------
     def student_taps(self) -> list[str]:
@@ -373,7 +310,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         tcfg = self.cfg["train"]
-        self.log = self._logger()
+        self.log = open_log(self.out_dir, self.dist.main)
         resumed = resume and self.resume()  # refuses a changed config before config.yaml is touched
         if self.dist.main:
             (self.out_dir / "config.yaml").write_text(dump(self.cfg))
@@ -387,7 +324,7 @@ class Trainer:
                 self.dist.device,
                 f" x {self.dist.world} processes" if self.dist.active else "",
             )
-        writer = SummaryWriter(str(self.tb_dir), purge_step=self.global_step or None) if self.dist.main else _NoWriter()
+        writer = SummaryWriter(str(self.tb_dir), purge_step=self.global_step or None) if self.dist.main else NoWriter()
         self.model.train()
         start = time.time()
         while self.epoch < tcfg["max_epochs"]:
@@ -520,7 +457,7 @@ class Trainer:
             "epochs": self.epoch,
             "steps": self.global_step,
             "teacher": self.cfg["kd"]["teacher"],
-            "command": _command(),
+            "command": command_line(),
             **self.data_dirs,
             # wall time over the epochs, resumed runs included (what the report's Train column shows)
             "train_seconds": sum(r.get("seconds", 0.0) for r in self.history),
@@ -529,78 +466,3 @@ class Trainer:
         if self.dist.main:
             write_atomic(self.out_dir / "model_info.json", json.dumps(info, indent=2))
         return info
-
-
-def _quiet_logger() -> logging.Logger:
-    log = logging.getLogger("sekd.train.unstarted")
-    log.propagate = False
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-    return log
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot continue or did not produce a model: diverged, damaged or mismatched checkpoint."""
-
-
-# Settings that may change between a run and its resumption: they do not change the result.
-RESUMABLE = {
-    "train.num_threads",
-    "train.log_every_steps",
-    "train.save_every_steps",
-    "train.num_audio_examples",
-    "train.device",
-    "data.num_workers",
-}
-
-
-def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``"key: old -> new"`` for each setting that differs (outside ``RESUMABLE``)."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        where = f"{prefix}{key}"
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_changes(a, b, where + ".")
-        elif a != b and where not in RESUMABLE:
-            out.append(f"{where}: {a!r} -> {b!r}")
-    return out
-
-
-def _numpy_state(saved: dict | tuple | None = None):
-    """numpy's global RNG state as plain values and a tensor (what ``weights_only`` loading reads),
-    or, given such a dict (or an old checkpoint's tuple), the tuple ``np.random.set_state`` takes."""
-    if saved is None:
-        name, keys, pos, has_gauss, cached = np.random.get_state()
-        return {
-            "name": name,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        }
-    if isinstance(saved, dict):
-        return (
-            saved["name"],
-            np.asarray(saved["keys"], dtype=np.int64).astype(np.uint32),
-            saved["pos"],
-            saved["has_gauss"],
-            saved["cached"],
-        )
-    return saved
-
-
-def _command() -> str:
-    """The command line of this process, as ``python -m <module> ...`` when run as a module."""
-    import shlex
-
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    head = ["python", "-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
-    return shlex.join(head + sys.argv[1:])
-
-
-class _NoWriter:
-    """TensorBoard writer of ranks other than 0."""
-
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: None
