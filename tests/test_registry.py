@@ -69,3 +69,5 @@ def test_each_task_names_its_monitored_score_and_direction(name, monitor, mode, 
     assert task.mode == mode and (monitor is None or task.monitor == monitor)
     assert task.better(good, bad) and not task.better(bad, good)
     assert task.better(good, task.worst) and not task.better(float("nan"), task.worst)
+    # a tie: SV keeps the later epoch (EER moves in steps of one target trial), SE the earlier
+    assert task.better(good, good) == (name == "sv")

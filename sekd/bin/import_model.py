@@ -8,10 +8,11 @@ Usage:
 trained system would have them, ``<out_dir>/checkpoints/best.pt`` (the model only: no
 optimizer state), ``config.yaml`` and ``model_info.json`` (role, parameters, where the model
 came from and its SHA-256, and the training record the zip carries: the command, commit,
-wall time, best validation SI-SNR and the learning curve). With ``--valid_dir`` (enhancement
-models) it measures the model's SI-SNR on that validation set and logs it beside the
-recorded value; ``--expect_valid`` makes a difference above ``--tolerance`` dB an error (a
-teacher that does not reproduce its own record is not the teacher it claims to be).
+wall time, best validation score and the learning curve). With ``--valid_dir`` it measures the
+score training selected the model by on that validation set (SI-SNR in dB for enhancement
+models, EER in % for speaker models, as ``sekd.train.tasks`` validates) and logs it beside the
+recorded value; ``--expect_valid`` makes a difference above ``--tolerance`` (dB or EER points)
+an error (a teacher that does not reproduce its own record is not the teacher it claims to be).
 
 The system dir appears only when it is complete (written in a temp dir, then renamed), and
 an existing one is never overwritten: importing into a dir that holds another model is an
@@ -91,18 +92,38 @@ def measure_valid_sisnr(model, valid_dir: str, ckpt: dict) -> float:
     return float(np.mean(valid_sisnr(model, valid, range(len(valid)))))
 
 
+def measure_valid_eer(model, valid_dir: str, ckpt: dict) -> float:
+    from sekd.data import TrialUtteranceDataset
+    from sekd.train.config import DEFAULTS
+    from sekd.train.tasks import valid_eer
+
+    cfg = ckpt.get("config") or {}  # the resolved config training validated with
+    data = {**DEFAULTS["data"], **cfg.get("data", {})}
+    train = {**DEFAULTS["train"], **cfg.get("train", {})}
+    valid = TrialUtteranceDataset(
+        valid_dir, int(data["sample_rate"]), data["valid_max_seconds"], max_trials=train["max_valid_trials"]
+    )
+    return valid_eer(model, valid)
+
+
+# task -> (the validation score a model of it is selected by, its unit, how to measure it)
+VALID_SCORES = {"enh": ("sisnr", "SI-SNR", "dB", measure_valid_sisnr), "sv": ("eer", "EER", "%", measure_valid_eer)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a checkpoint or a sekd-pack zip")
     parser.add_argument("--out_dir", required=True, help="the system dir to make, e.g. exp/teacher")
     parser.add_argument("--role", default="teacher")
-    parser.add_argument("--valid_dir", default=None, help="measure validation SI-SNR on this data dir")
+    parser.add_argument(
+        "--valid_dir", default=None, help="measure the validation score (SI-SNR; speakers: EER) on this data dir"
+    )
     parser.add_argument(
         "--expect_valid",
         action="store_true",
-        help="error when the measured validation SI-SNR differs from the recorded one",
+        help="error when the measured validation score differs from the recorded one",
     )
-    parser.add_argument("--tolerance", type=float, default=0.05, help="dB, for --expect_valid")
+    parser.add_argument("--tolerance", type=float, default=0.05, help="dB (EER points), for --expect_valid")
     parser.add_argument("--num_threads", type=int, default=None)
     add_trust_option(parser)
     args = parser.parse_args(argv)
@@ -136,16 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         "trained_at_commit": record.get("git_commit") or ckpt.get("git_commit"),
     }
     task = getattr(model, "task", "enh")
-    if args.valid_dir and task == "enh":
-        measured = measure_valid_sisnr(model, args.valid_dir, ckpt)
-        info["measured_valid_sisnr"] = measured
-        recorded = record.get("best_valid_sisnr")
-        note = f"recorded {recorded:.3f} dB" if recorded is not None else "no recorded value"
-        print(f"import_model: {src}: validation SI-SNR on {args.valid_dir}: {measured:.3f} dB ({note})")
+    if args.valid_dir and task in VALID_SCORES:
+        key, what, unit, measure = VALID_SCORES[task]
+        measured = measure(model, args.valid_dir, ckpt)
+        info[f"measured_valid_{key}"] = measured
+        recorded = record.get(f"best_valid_{key}")
+        note = f"recorded {recorded:.3f} {unit}" if recorded is not None else "no recorded value"
+        print(f"import_model: {src}: validation {what} on {args.valid_dir}: {measured:.3f} {unit} ({note})")
         if args.expect_valid and (recorded is None or abs(measured - recorded) > args.tolerance):
             print(
-                f"error: {src}: validation SI-SNR {measured:.3f} dB on {args.valid_dir} does not reproduce "
-                f"its {note} (tolerance {args.tolerance} dB): another validation set, or another model",
+                f"error: {src}: validation {what} {measured:.3f} {unit} on {args.valid_dir} does not reproduce "
+                f"its {note} (tolerance {args.tolerance} {unit}): another validation set, or another model",
                 file=sys.stderr,
             )
             return 1

@@ -220,6 +220,12 @@ class SvTask(Task):
     monitor = "valid_eer"
     mode = "min"
 
+    def better(self, score: float, best: float) -> bool:
+        """Lower EER, or an equal one: an EER over a finite trial list moves in steps (1 % per target
+        trial with 100 targets), so equal values are common late in training, and the later epoch (the
+        lower learning rate) is kept; WeSpeaker and ESPnet likewise keep (averages of) the last epochs."""
+        return score <= best
+
     def __init__(self, cfg: dict, train_dir: str, valid_dir: str, seed: int) -> None:
         from sekd.data import SpeakerCropDataset, TrialUtteranceDataset
 
@@ -327,25 +333,7 @@ class SvTask(Task):
     @torch.no_grad()
     def validate(self, tr: Trainer, writer) -> dict[str, float]:
         """EER (%) on the valid dir's trials: cosine of the embeddings of the trial utterances."""
-        from sekd.metrics.verification import eer
-        from sekd.sv.scoring import cosine_score
-
-        model, dist = tr.model, tr.dist
-        model.eval()
-        n, dim = len(self.valid_set), int(model.embed_dim)
-        mine = torch.zeros(n, dim, dtype=torch.float64)
-        for i in range(dist.rank, n, dist.world):  # each rank its share, summed below
-            _, wav = self.valid_set[i]
-            mine[i] = model(wav.to(dist.device)).double().cpu()[0]
-        model.train()
-        if dist.active:
-            mine = torch.tensor(distributed.all_sum(mine.flatten().tolist(), dist), dtype=torch.float64).view(n, dim)
-        embs = {k: mine[i].numpy() for i, k in enumerate(self.valid_set.keys)}
-        trials = self.valid_set.trials
-        scores = cosine_score(embs, trials)
-        if not np.isfinite(scores).all():
-            return {self.monitor: math.nan}
-        return {self.monitor: 100.0 * eer(scores, np.array([lab for _, _, lab in trials]))}
+        return {self.monitor: valid_eer(tr.model, self.valid_set, tr.dist.device, tr.dist)}
 
     def describe(self) -> dict[str, Any]:
         return {"task": "sv"}
@@ -409,3 +397,30 @@ def valid_sisnr(model: nn.Module, valid_set, indices, device: torch.device | str
         if callback is not None:
             callback(i, key, noisy, clean, est)
     return scores
+
+
+def valid_eer(model: nn.Module, valid_set, device: torch.device | str = "cpu", dist=None) -> float:
+    """EER (%) of ``model`` (put in eval mode, then back in train mode) on the trials of ``valid_set``
+    (a ``TrialUtteranceDataset``): cosine scores of whole-utterance embeddings; NaN when a score is
+    not finite. With ``dist`` (``sekd.train.distributed``) each rank embeds its share. What training
+    validates with, and what ``sekd.bin.import_model`` re-measures a pretrained model with."""
+    from sekd.metrics.verification import eer
+    from sekd.sv.scoring import cosine_score
+
+    rank, world, active = (dist.rank, dist.world, dist.active) if dist is not None else (0, 1, False)
+    model.eval()
+    n, dim = len(valid_set), int(model.embed_dim)
+    mine = torch.zeros(n, dim, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(rank, n, world):  # each rank its share, summed below
+            _, wav = valid_set[i]
+            mine[i] = model(wav.to(device)).double().cpu()[0]
+    model.train()
+    if active:
+        mine = torch.tensor(distributed.all_sum(mine.flatten().tolist(), dist), dtype=torch.float64).view(n, dim)
+    embs = {k: mine[i].numpy() for i, k in enumerate(valid_set.keys)}
+    trials = valid_set.trials
+    scores = cosine_score(embs, trials)
+    if not np.isfinite(scores).all():
+        return math.nan
+    return 100.0 * eer(scores, np.array([lab for _, _, lab in trials]))
